@@ -1,0 +1,174 @@
+"""The Python API: one function per CLI command, no printing.
+
+>>> from impact.api import run
+>>> outcome = run("events/deepseek.toml", db="impact.duckdb")   # doctest: +SKIP
+>>> outcome.run_id                                             # doctest: +SKIP
+1
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from impact.catalog import Study, load_study
+from impact.report import ReportFiles, render_report
+from impact.sources import choose_source
+from impact.storage import connect, write_run
+from impact.study import compute_study
+
+#: Default database file.
+DEFAULT_DB = "impact.duckdb"
+#: Default folder for reports (one sub-folder per study).
+DEFAULT_REPORTS = "reports"
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run` did."""
+
+    run_id: int
+    db: Path
+    study: Study
+    price_source: str
+    prices_written: int
+    report: ReportFiles | None
+    notes: list[str] = field(default_factory=list)
+
+
+def validate(study_path: str | Path) -> Study:
+    """Load and validate a study file (raises :class:`impact.errors.CatalogError`)."""
+    return load_study(study_path)
+
+
+def run(
+    study_path: str | Path,
+    *,
+    db: str | Path = DEFAULT_DB,
+    source: str | None = None,
+    prices_dir: str | Path | None = None,
+    reports_dir: str | Path | None = DEFAULT_REPORTS,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run a study end to end: validate, fetch prices, estimate, store, report.
+
+    Parameters
+    ----------
+    study_path
+        The study file (e.g. ``events/deepseek.toml``).
+    db
+        The DuckDB file to add the run to (created if missing).
+    source
+        ``auto``, ``snapshot`` or ``yahoo``; overrides the study file.
+    prices_dir
+        Snapshot directory; overrides the study file and ``IMPACT_PRICES_DIR``.
+    reports_dir
+        Parent folder of the report (``<reports_dir>/<study>/report.md``); None
+        for no report.
+    command
+        The command line, stored with the run.
+    progress
+        Called with a short message at each stage.
+
+    Returns
+    -------
+    RunOutcome
+
+    Raises
+    ------
+    impact.errors.ImpactError
+        On any invalid input or unusable data; the database is then unchanged
+        (and not created if it did not exist).
+    """
+    say = progress or (lambda _m: None)
+    study = load_study(study_path)
+    src = choose_source(
+        study.prices.source,
+        study.prices.snapshot,
+        override_source=source,
+        override_dir=Path(prices_dir) if prices_dir else None,
+    )
+    computed = compute_study(study, src, progress=say)
+    db_path = Path(db)
+    existed = db_path.exists()
+    say(f"writing run to {db_path}")
+    try:
+        con = connect(db_path)
+    except BaseException:
+        if not existed:
+            _remove_db(db_path)
+        raise
+    try:
+        rendered: list[ReportFiles] = []
+
+        def _render(c: duckdb.DuckDBPyConnection, run_id: int) -> None:
+            if reports_dir is not None:
+                say("rendering the report")
+                rendered.append(render_report(c, run_id, Path(reports_dir) / study.name))
+
+        summary = write_run(con, computed, command=command, before_commit=_render)
+        report = rendered[0] if rendered else None
+    except BaseException:
+        con.close()
+        if not existed:
+            _remove_db(db_path)
+        raise
+    con.close()
+    return RunOutcome(
+        run_id=summary.run_id,
+        db=db_path,
+        study=study,
+        price_source=computed.price_source,
+        prices_written=summary.prices_written,
+        report=report,
+        notes=computed.notes,
+    )
+
+
+def report(run_id: int, *, db: str | Path = DEFAULT_DB,
+           reports_dir: str | Path = DEFAULT_REPORTS) -> ReportFiles:
+    """Render the report of a stored run (no recomputation)."""
+    con = connect(db, read_only=True)
+    try:
+        row = con.execute("SELECT study FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        study = row[0] if row else "unknown"
+        return render_report(con, run_id, Path(reports_dir) / str(study))
+    finally:
+        con.close()
+
+
+def _remove_db(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def day0_table(study_path: str | Path) -> list[dict[str, object]]:
+    """Day 0 of every event of a study on each of its exchanges (no prices needed).
+
+    Returns
+    -------
+    list of dict
+        One per event: ``event_id``, ``ts_local`` and ``day0`` (exchange -> date).
+    """
+    from impact.calendars import align, exchange_tz, sessions
+    from impact.study import _span
+
+    study = load_study(study_path)
+    start, end = _span(study)
+    exchanges = sorted({s.exchange for s in (*study.securities, *study.benchmarks)})
+    sess = {ex: sessions(ex, start, end) for ex in exchanges}
+    rows: list[dict[str, object]] = []
+    for ev in study.events:
+        rows.append({
+            "event_id": ev.event_id,
+            "ts_local": ev.ts.isoformat(),
+            "day0": {ex: align(ev.event_id, ev.ts, sess[ex], exchange_tz(ex)).day0
+                     for ex in exchanges},
+        })
+    return rows

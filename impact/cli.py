@@ -1,0 +1,135 @@
+"""The ``impact`` command: thin click commands over :mod:`impact.api`.
+
+Each command parses its arguments, calls one API function and formats the
+result. stdout carries results; notes, progress and errors go to stderr. An
+:class:`~impact.errors.ImpactError` becomes one line ``error: ...`` and the exit
+code of its class (see the README); anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from impact import __version__, api
+from impact.errors import ExitCode, ImpactError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ImpactError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(int(exc.exit_code))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress(message: str) -> None:
+    click.echo(f"... {message}", err=True)
+
+
+db_option = click.option(
+    "--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+    help="DuckDB file to write to (created if missing).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="impact")
+def main() -> None:
+    """Measure how news moves prices across markets and time zones.
+
+    An event study from a study file (events with time zones, securities with
+    their exchanges and benchmarks) to a DuckDB database and a report.
+    """
+
+
+@main.command("run")
+@click.argument("study", type=click.Path(dir_okay=False))
+@db_option
+@click.option("--source", type=click.Choice(["auto", "snapshot", "yahoo"]), default=None,
+              help="Price source; default: the study file's (auto: a snapshot directory when "
+                   "it exists, else Yahoo Finance).")
+@click.option("--prices-dir", type=click.Path(file_okay=False), default=None,
+              help="Snapshot directory of price CSV files (overrides the study file and "
+                   "IMPACT_PRICES_DIR).")
+@click.option("--reports-dir", default=api.DEFAULT_REPORTS, show_default=True,
+              type=click.Path(file_okay=False),
+              help="Folder for reports; the report goes to <reports-dir>/<study>/report.md.")
+@click.option("--no-report", is_flag=True, help="Store the run without writing a report.")
+@_handle_errors
+def run_cmd(study: str, db: str, source: str | None, prices_dir: str | None, reports_dir: str,
+            no_report: bool) -> None:
+    """Run the event study in STUDY (e.g. events/deepseek.toml).
+
+    Validates the study file, loads prices, maps every event to day 0 on each
+    exchange, fits the models, tests the abnormal returns, adds a run to the
+    database and writes the report. On any error the database is left as it was.
+    """
+    outcome = api.run(
+        study, db=db, source=source, prices_dir=prices_dir,
+        reports_dir=None if no_report else reports_dir,
+        command="impact " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None,
+        progress=_progress,
+    )
+    for note in outcome.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"run {outcome.run_id} of study '{outcome.study.name}' stored in {outcome.db} "
+               f"(prices: {outcome.price_source}; {outcome.prices_written} price rows new or "
+               f"changed)")
+    if outcome.report is not None:
+        click.echo(f"report: {outcome.report.markdown}")
+
+
+@main.command("validate")
+@click.argument("study", type=click.Path(dir_okay=False))
+@_handle_errors
+def validate_cmd(study: str) -> None:
+    """Check a study file without loading prices: keys, time zones, tickers, windows."""
+    s = api.validate(study)
+    click.echo(f"{study}: ok: {len(s.events)} events, {len(s.securities)} securities, "
+               f"{len(s.benchmarks)} benchmarks, studied events: {', '.join(s.study_events)}")
+
+
+@main.command("day0")
+@click.argument("study", type=click.Path(dir_okay=False))
+@_handle_errors
+def day0_cmd(study: str) -> None:
+    """Print day 0 of every event of STUDY on each exchange (no prices needed)."""
+    rows = api.day0_table(study)
+    exchanges = sorted({ex for r in rows for ex in r["day0"]})
+    click.echo("\t".join(["event_id", "time (local)", *exchanges]))
+    for r in rows:
+        click.echo("\t".join([r["event_id"], r["ts_local"], *[str(r["day0"][ex])
+                                                              for ex in exchanges]]))
+
+
+@main.command("report")
+@click.argument("run_id", type=int)
+@click.option("--db", default=api.DEFAULT_DB, show_default=True,
+              type=click.Path(dir_okay=False, exists=False), help="DuckDB file to read.")
+@click.option("--reports-dir", default=api.DEFAULT_REPORTS, show_default=True,
+              type=click.Path(file_okay=False), help="Folder for reports.")
+@_handle_errors
+def report_cmd(run_id: int, db: str, reports_dir: str) -> None:
+    """Render the report of stored run RUN_ID from the database (no recomputation)."""
+    if not Path(db).exists():
+        raise click.ClickException(f"no database at {db}: run 'impact run STUDY' first")
+    files = api.report(run_id, db=db, reports_dir=reports_dir)
+    click.echo(f"report: {files.markdown}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,306 @@
+"""Expected-return models, abnormal returns, CARs and single-security tests.
+
+Pure functions on numpy arrays: no I/O, no calendars, no database. The
+definitions are those of ``../shared/docs/methods.md`` (MacKinlay 1997):
+
+* models: market model (OLS ``a + b R_m``), constant mean, market-adjusted;
+* ``AR_t = R_t - E[R_t]``; ``s^2 = sum_E AR^2 / (L1 - k)``;
+* the forecast-error-corrected covariance of the event-window ARs,
+  ``V = s^2 [I + X_W (X_E' X_E)^-1 X_W']`` (``V = s^2 I`` when no parameter is
+  estimated), so that ``Var(CAR) = 1' V 1`` keeps the covariance of the
+  parameter errors across the window's days (for the market model this is
+  ``s^2 [L + L^2/L1 + (sum_W (R_m - Rbar_m))^2 / S_mm]``);
+* ``t = CAR / sqrt(Var(CAR))`` against ``t(L1 - k)``;
+* the sample-quantile (SQ) test of Gelbach, Helland and Klick (2013): the share
+  of the estimation window's L-day sums of residuals at least as extreme (in
+  absolute value) as the CAR; for one day, the share of residuals with
+  ``|e| >= |AR_0|``, so the most extreme residual itself has p = 1/L1;
+* BHAR: ``prod(1 + R) - prod(1 + E[R])`` over the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from scipy import stats
+
+#: Number of estimated parameters per model.
+MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0}
+
+
+@dataclass(frozen=True)
+class EventSeries:
+    """Aligned inputs for one event and one security.
+
+    All arrays have one entry per session of the security's exchange, from the
+    first estimation-window session to the last event-window session available.
+    """
+
+    #: Session offsets from day 0.
+    rel_day: np.ndarray
+    #: Session dates.
+    dates: tuple[date, ...]
+    #: Security returns (NaN where there is a gap).
+    ret: np.ndarray
+    #: Benchmark returns (NaN where there is a gap).
+    mkt: np.ndarray
+    #: True for estimation-window sessions excluded because another studied
+    #: event's window covers them.
+    excluded: np.ndarray
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted expected-return model and its event-window abnormal returns."""
+
+    model: str
+    #: Intercept (market model) or mean (constant mean); NaN when not estimated.
+    alpha: float
+    #: Slope on the benchmark (market model); NaN when not estimated.
+    beta: float
+    #: Residual standard deviation, sqrt(SSR / (L1 - k)).
+    sigma: float
+    #: Number of estimation-window returns used (L1).
+    nobs: int
+    #: Number of estimated parameters (k).
+    k: int
+    #: R-squared of the market model; NaN otherwise.
+    r2: float
+    est_start: date
+    est_end: date
+    #: Estimation-window residuals by session (NaN where not used), and their rel days.
+    est_rel_day: np.ndarray
+    est_resid: np.ndarray
+    #: Event window: rel days, dates, returns, benchmark returns, expected returns, ARs.
+    ev_rel_day: np.ndarray
+    ev_dates: tuple[date, ...]
+    ev_ret: np.ndarray
+    ev_mkt: np.ndarray
+    ev_expected: np.ndarray
+    ev_ar: np.ndarray
+    #: Forecast-error-corrected covariance of the event-window ARs (NaN rows at gaps).
+    ev_cov: np.ndarray
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the t tests, L1 - k."""
+        return self.nobs - self.k
+
+    @property
+    def ar_se(self) -> np.ndarray:
+        """Standard error of each event-window AR (S_it)."""
+        return np.sqrt(np.diag(self.ev_cov))
+
+
+@dataclass(frozen=True)
+class CarResult:
+    """A cumulative abnormal return over one window, with its tests."""
+
+    window: tuple[int, int]
+    n_days: int
+    #: ``ok``, or ``incomplete`` when a day of the window has no AR.
+    status: str
+    reason: str
+    car: float = float("nan")
+    var: float = float("nan")
+    se: float = float("nan")
+    t: float = float("nan")
+    df: int = 0
+    p: float = float("nan")
+    #: Sample-quantile p-value (two-sided), and the number of L-day sums it used.
+    sq_p: float = float("nan")
+    sq_n: int = 0
+    bhar: float = float("nan")
+    #: Dates of the window's first and last sessions.
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+def _design(model: str, mkt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors X and fixed offset for a model (expected = offset + X @ params)."""
+    n = len(mkt)
+    if model == "market":
+        return np.column_stack([np.ones(n), mkt]), np.zeros(n)
+    if model == "constant-mean":
+        return np.ones((n, 1)), np.zeros(n)
+    if model == "market-adjusted":
+        return np.empty((n, 0)), mkt.astype(float)
+    raise ValueError(f"unknown model {model!r}")
+
+
+def fit(series: EventSeries, model: str, estimation: tuple[int, int],
+        event: tuple[int, int]) -> Fit:
+    """Fit a model over the estimation window and compute the event window's ARs.
+
+    Parameters
+    ----------
+    series
+        Aligned returns for one event and security.
+    model
+        ``market``, ``constant-mean`` or ``market-adjusted``.
+    estimation, event
+        Windows in sessions relative to day 0, both ends included.
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    ValueError
+        If the estimation window has fewer usable returns than parameters + 2,
+        or the regressors are collinear (e.g. a constant benchmark).
+    """
+    uses_mkt = model != "constant-mean"
+    rel = series.rel_day
+    in_est = (rel >= estimation[0]) & (rel <= estimation[1])
+    ok = np.isfinite(series.ret) & (np.isfinite(series.mkt) if uses_mkt else True)
+    use = in_est & ok & ~series.excluded
+    y = series.ret[use]
+    x_e, off_e = _design(model, series.mkt[use])
+    k = x_e.shape[1]
+    n = int(use.sum())
+    if n < k + 2:
+        raise ValueError(f"only {n} usable estimation-window returns for {k} parameters")
+    if k:
+        xtx = x_e.T @ x_e
+        if np.linalg.matrix_rank(xtx) < k:
+            raise ValueError("the benchmark's returns are constant over the estimation window")
+        xtx_inv = np.linalg.inv(xtx)
+        params = xtx_inv @ (x_e.T @ (y - off_e))
+        resid = y - off_e - x_e @ params
+    else:
+        xtx_inv = np.empty((0, 0))
+        params = np.empty(0)
+        resid = y - off_e
+    s2 = float(resid @ resid) / (n - k)
+    r2 = float("nan")
+    if model == "market":
+        tss = float(((y - y.mean()) ** 2).sum())
+        r2 = 1.0 - float(resid @ resid) / tss if tss > 0 else float("nan")
+
+    est_resid = np.full(int(in_est.sum()), np.nan)
+    est_resid[use[in_est]] = resid
+    est_dates = [d for d, u in zip(series.dates, use, strict=True) if u]
+
+    in_ev = (rel >= event[0]) & (rel <= event[1])
+    ev_ok = ok[in_ev]
+    x_w, off_w = _design(model, np.where(np.isfinite(series.mkt[in_ev]), series.mkt[in_ev], 0.0))
+    expected = off_w + (x_w @ params if k else 0.0)
+    expected = np.where(ev_ok | (~uses_mkt), expected, np.nan)
+    ret_w = series.ret[in_ev]
+    ar = np.where(ev_ok, ret_w - expected, np.nan)
+    cov = s2 * (np.eye(len(ar)) + (x_w @ xtx_inv @ x_w.T if k else 0.0))
+    cov[~ev_ok, :] = np.nan
+    cov[:, ~ev_ok] = np.nan
+    return Fit(
+        model=model,
+        alpha=float(params[0]) if k >= 1 else float("nan"),
+        beta=float(params[1]) if k >= 2 else float("nan"),
+        sigma=float(np.sqrt(s2)),
+        nobs=n,
+        k=k,
+        r2=r2,
+        est_start=est_dates[0],
+        est_end=est_dates[-1],
+        est_rel_day=rel[in_est],
+        est_resid=est_resid,
+        ev_rel_day=rel[in_ev],
+        ev_dates=tuple(d for d, m in zip(series.dates, in_ev, strict=True) if m),
+        ev_ret=ret_w,
+        ev_mkt=series.mkt[in_ev],
+        ev_expected=expected,
+        ev_ar=ar,
+        ev_cov=cov,
+    )
+
+
+def moving_sums(resid: np.ndarray, length: int) -> np.ndarray:
+    """All sums of ``length`` consecutive residuals that have no gap (NaN)."""
+    if length < 1 or len(resid) < length:
+        return np.empty(0)
+    windows = np.lib.stride_tricks.sliding_window_view(resid, length)
+    sums = windows.sum(axis=1)
+    return sums[np.isfinite(sums)]
+
+
+def sq_pvalue(value: float, resid: np.ndarray, length: int) -> tuple[float, int]:
+    """Sample-quantile p-value of an L-day abnormal return (two-sided).
+
+    Parameters
+    ----------
+    value
+        The CAR (or one-day AR) to test.
+    resid
+        Estimation-window residuals in session order (NaN at gaps).
+    length
+        L, the number of days summed in ``value``.
+
+    Returns
+    -------
+    (p, n)
+        The share of the n estimation-window L-day sums whose absolute value is at
+        least ``|value|``, and n. p = 0 means more extreme than every sum
+        (p < 1/n); NaN if there is no sum.
+    """
+    sums = moving_sums(resid, length)
+    if sums.size == 0 or not np.isfinite(value):
+        return float("nan"), int(sums.size)
+    return float(np.mean(np.abs(sums) >= abs(value))), int(sums.size)
+
+
+def t_pvalue(t: float, df: int) -> float:
+    """Two-sided p-value of a t statistic."""
+    return float(2.0 * stats.t.sf(abs(t), df))
+
+
+def car(f: Fit, window: tuple[int, int]) -> CarResult:
+    """CAR over a window of the event window, with its t, SQ and BHAR.
+
+    Parameters
+    ----------
+    f
+        A fit from :func:`fit`.
+    window
+        [start, end] in sessions relative to day 0, inside the event window.
+
+    Returns
+    -------
+    CarResult
+        ``status`` is ``incomplete`` (numbers NaN, ``reason`` says why) when a
+        day of the window has no abnormal return.
+    """
+    a, b = window
+    length = b - a + 1
+    sel = (f.ev_rel_day >= a) & (f.ev_rel_day <= b)
+    idx = np.flatnonzero(sel)
+    dates = [f.ev_dates[i] for i in idx]
+    start_date = dates[0] if dates else None
+    end_date = dates[-1] if dates else None
+    if len(idx) < length:
+        return CarResult(
+            window=window, n_days=len(idx), status="incomplete",
+            reason=f"only {len(idx)} of {length} sessions have prices yet",
+            start_date=start_date, end_date=end_date,
+        )
+    ar = f.ev_ar[idx]
+    if not np.all(np.isfinite(ar)):
+        missing = [str(f.ev_dates[i]) for i in idx if not np.isfinite(f.ev_ar[i])]
+        return CarResult(
+            window=window, n_days=len(idx), status="incomplete",
+            reason=f"no abnormal return on {', '.join(missing)} (price gap)",
+            start_date=start_date, end_date=end_date,
+        )
+    total = float(ar.sum())
+    var = float(f.ev_cov[np.ix_(idx, idx)].sum())
+    se = float(np.sqrt(var))
+    t = total / se
+    sq_p, sq_n = sq_pvalue(total, f.est_resid, length)
+    bhar = float(np.prod(1.0 + f.ev_ret[idx]) - np.prod(1.0 + f.ev_expected[idx]))
+    return CarResult(
+        window=window, n_days=length, status="ok", reason="",
+        car=total, var=var, se=se, t=t, df=f.df, p=t_pvalue(t, f.df),
+        sq_p=sq_p, sq_n=sq_n, bhar=bhar, start_date=start_date, end_date=end_date,
+    )

@@ -1,0 +1,388 @@
+"""The Markdown report of a run, rendered from the database (no recomputation).
+
+Everything shown is read back from the tables of :mod:`impact.storage` for one
+``run_id``, so the report and the database always agree. Files are written to
+a temporary folder and moved into place at the end: a failed render leaves the
+previous report as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import polars as pl
+
+from impact import plots
+from impact.calendars import exchange_tz, sessions
+from impact.errors import DataError
+
+_EXCHANGE_LABEL = {"XNYS": "NYSE/Nasdaq", "XKRX": "KRX"}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where a report was written."""
+
+    directory: Path
+    markdown: Path
+    figures: tuple[Path, ...]
+
+
+def _q(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+       ) -> pl.DataFrame:
+    return con.sql(sql, params=params or None).pl()
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x * 100:+.{digits}f}%"
+
+
+def _pct_abs(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _p(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def _sq(p: float | None, n: int | None) -> str:
+    if p is None:
+        return "n/a"
+    if p == 0 and n:
+        return f"<1/{n}"
+    return f"{p:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out + [""]
+
+
+def _md(text: str) -> str:
+    """Escape a value for a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Path,
+                  ) -> ReportFiles:
+    """Write ``report.md`` and its figures for a stored run.
+
+    Parameters
+    ----------
+    con
+        An open impact database.
+    run_id
+        The run to render.
+    out_dir
+        The report folder (e.g. ``reports/deepseek``); replaced atomically.
+
+    Returns
+    -------
+    ReportFiles
+
+    Raises
+    ------
+    DataError
+        If the run does not exist or has no results.
+    """
+    run = _q(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    if run.height == 0:
+        raise DataError(f"there is no run {run_id} in the database")
+    r = run.row(0, named=True)
+    params = json.loads(r["params"])
+    # securities in study-file order, keyed by ticker
+    params["securities"] = {d["ticker"]: d for d in params["securities"]}
+    notes = json.loads(r["notes"]) if r["notes"] else []
+    primary = params["primary_event"]
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        figs_dir = tmp / "figures"
+        figs_dir.mkdir()
+        text, figures = _compose(con, run_id, r, params, notes, primary, figs_dir)
+        (tmp / "report.md").write_text(text, encoding="utf-8")
+        if out.exists():
+            backup = out.with_name(f".{out.name}.old")
+            if backup.exists():
+                shutil.rmtree(backup)
+            out.rename(backup)
+            tmp.rename(out)
+            shutil.rmtree(backup)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ReportFiles(directory=out, markdown=out / "report.md",
+                       figures=tuple(out / "figures" / f.name for f in figures))
+
+
+def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
+             params: dict[str, Any], notes: list[str], primary: str, figs_dir: Path,
+             ) -> tuple[str, list[Path]]:
+    secs = _q(con, "SELECT * FROM securities")
+    sec_info = {row["ticker"]: row for row in secs.iter_rows(named=True)}
+    tickers = list(params["securities"])
+    label = {t: (sec_info[t]["name"] if t in sec_info else t) for t in tickers}
+    events = _q(con, "SELECT event_id, ts_local, tz, date_only, date_end, title, source, "
+                     "category FROM events WHERE study = ? ORDER BY ts", [params["study"]])
+    ev_title = {row["event_id"]: row["title"] for row in events.iter_rows(named=True)}
+    days = _q(con, "SELECT * FROM event_days WHERE run_id = ?", [run_id])
+    exchanges = sorted(days["exchange"].unique().to_list())
+    ars = _q(con, "SELECT * FROM abnormal_returns WHERE run_id = ?", [run_id])
+    cars = _q(con, "SELECT * FROM car WHERE run_id = ?", [run_id])
+    fits = _q(con, "SELECT * FROM model_fits WHERE run_id = ?", [run_id])
+    if ars.height == 0 or cars.height == 0:
+        raise DataError(f"run {run_id} has no results to report")
+    basis = _q(con, """
+        SELECT ticker, basis, count(*) AS n, min(date) AS first, max(date) AS last
+        FROM returns WHERE ticker IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY ALL
+        """, [tickers + sorted({v["benchmark"] for v in params["securities"].values()})])
+
+    day0 = {(row["event_id"], row["exchange"]): row for row in days.iter_rows(named=True)}
+    main = ars.filter((pl.col("event_id") == primary) & (pl.col("model") == "market"))
+    d0 = {row["ticker"]: row for row in main.filter(pl.col("rel_day") == 0).iter_rows(named=True)}
+
+    lines: list[str] = [f"# {params.get('title') or r['study']}: event study report", ""]
+    # --- headline
+    parts = []
+    for t in tickers:
+        row = d0.get(t)
+        if row is None or row["ret"] is None:
+            continue
+        ex = params["securities"][t]["exchange"]
+        parts.append(
+            f"{label[t]} ({t}) moved {_pct(row['ret'])} on its day 0, {row['date']} "
+            f"({_EXCHANGE_LABEL.get(ex, ex)}); the abnormal part under the market model is "
+            f"{_pct(row['ar'])} (t = {_num(row['t'])}, p = {_p(row['p'])}, sample-quantile "
+            f"p = {_sq(row['sq_p'], None)})"
+        )
+    lines += [
+        f"**{ev_title.get(primary, primary)}.** " + "; ".join(parts) + ".",
+        "",
+        "Day 0 is the first session of each security's own exchange that closes at or after "
+        "the news; relative days count that exchange's sessions. Returns are decimal "
+        "fractions shown as percentages.",
+        "",
+    ]
+
+    # --- day 0 per exchange
+    lines += ["## Day 0 per exchange", ""]
+    rows = []
+    for ev in events.iter_rows(named=True):
+        cells = [f"`{ev['event_id']}`", ev["category"],
+                 ev["ts_local"][:16].replace("T", " ") + f" {ev['tz']}"
+                 + (" (date only)" if ev["date_only"] else "")]
+        for ex in exchanges:
+            a = day0.get((ev["event_id"], ex))
+            cells.append("" if a is None else f"{a['day0']} ({a['hours_to_close']:.1f} h)")
+        rows.append(cells)
+    lines += _table(["event", "category", "time (local)"]
+                    + [f"{_EXCHANGE_LABEL.get(e, e)} day 0 (hours to its close)"
+                       for e in exchanges], rows)
+
+    # --- raw and abnormal returns on day 0
+    lines += ["## Raw and abnormal returns on day 0", "",
+              f"Event `{primary}`; market model; t against t(df) with the forecast-error "
+              f"correction; SQ = sample-quantile p-value (share of estimation-window residuals "
+              f"at least as large in absolute value).", ""]
+    rows = []
+    for t in tickers:
+        row = d0.get(t)
+        if row is None:
+            continue
+        rows.append([label[t], t, str(row["date"]), _pct(row["ret"]),
+                     _pct(row["benchmark_ret"]), _pct(row["expected_ret"]), _pct(row["ar"]),
+                     _num(row["t"]), _p(row["p"]), _sq(row["sq_p"], None)])
+    lines += _table(["security", "ticker", "day 0", "return", "benchmark", "expected", "AR",
+                     "t", "p", "SQ p"], rows)
+
+    # --- CARs
+    lines += ["## Cumulative abnormal returns", "",
+              "Var(CAR) = s² [L + L²/L1 + (Σ_W (R_m − R̄_m))² / S_mm] (market model; the general "
+              "form 1′V1 for the others). SQ p compares the CAR with every L-day sum of "
+              "estimation-window residuals.", ""]
+    for model in params["models"]:
+        sub = cars.filter((pl.col("event_id") == primary) & (pl.col("model") == model))
+        rows = []
+        for row in sub.sort(["ticker", "window_start", "window_end"]).iter_rows(named=True):
+            win = f"[{row['window_start']:+d}, {row['window_end']:+d}]"
+            if row["status"] != "ok":
+                rows.append([label.get(row["ticker"], row["ticker"]), win, "not computed: "
+                             + _md(row["reason"] or ""), "", "", "", "", ""])
+                continue
+            rows.append([label.get(row["ticker"], row["ticker"]), win, _pct(row["car"]),
+                         _pct_abs(row["se"]), _num(row["t"]), _p(row["p"]),
+                         _sq(row["sq_p"], row["sq_n"]), _pct(row["bhar"])])
+        lines += [f"### Model: {model}", ""]
+        lines += _table(["security", "window", "CAR", "s.e.", "t", "p", "SQ p", "BHAR"], rows)
+
+    # --- figures
+    figures: list[Path] = []
+    ax = plots.plot_car_paths(main.select("ticker", "rel_day", "car", "car_se"),
+                              {t: f"{label[t]} ({t})" for t in tickers})
+    fig = figs_dir / "car_paths.png"
+    plots.save(ax, str(fig))
+    figures.append(fig)
+    fig2 = _indexed_prices_figure(con, params, events, tickers, label, primary, days, figs_dir)
+    figures.append(fig2)
+    lines += ["## Figures", "",
+              f"![CAR paths with 95% bands](figures/{fig.name})", "",
+              "CAR from the first event-window day, market model, with 95% bands from the "
+              "forecast-error-corrected variance.", "",
+              f"![Prices indexed to 100](figures/{fig2.name})", "",
+              "Securities (solid) and benchmarks (dashed) indexed to 100 at the last close "
+              "before the shock, in calendar time; weekdays on which an exchange was closed are "
+              "shaded, and the studied events are marked.", ""]
+
+    # --- other studied events
+    others = [e for e in params["events"] if e != primary]
+    if others:
+        lines += ["## Other studied events", "",
+                  "Market model, CAR[0, 0] and CAR[0, +1] on each security's own day 0.", ""]
+        rows = []
+        for e in others:
+            for t in tickers:
+                c = {(row["window_start"], row["window_end"]): row for row in cars.filter(
+                    (pl.col("event_id") == e) & (pl.col("ticker") == t)
+                    & (pl.col("model") == "market")).iter_rows(named=True)}
+                a = day0.get((e, params["securities"][t]["exchange"]))
+                c0, c1 = c.get((0, 0)), c.get((0, 1))
+                rows.append([f"`{e}`", label[t], str(a["day0"]) if a else "",
+                             _pct(c0["car"]) if c0 else "", _num(c0["t"]) if c0 else "",
+                             _pct(c1["car"]) if c1 else "", _num(c1["t"]) if c1 else ""])
+        lines += _table(["event", "security", "day 0", "CAR[0,0]", "t", "CAR[0,+1]", "t"],
+                        rows)
+
+    # --- model fits
+    lines += ["## Estimation", "",
+              f"Estimation window {params['windows']['estimation']} sessions, event window "
+              f"{params['windows']['event']}; sessions inside another studied event's window "
+              f"are {'left out' if params['estimation_overlap'] == 'exclude' else 'kept'}.", ""]
+    rows = []
+    for row in fits.filter(pl.col("event_id") == primary).sort(["ticker", "model"]).iter_rows(
+            named=True):
+        rows.append([label.get(row["ticker"], row["ticker"]), row["model"],
+                     row["benchmark"] or "", _num(row["alpha"], 5), _num(row["beta"], 3),
+                     _num(row["sigma"], 5), _num(row["r2"], 3), str(row["nobs"]),
+                     f"{row['est_start']} .. {row['est_end']}"])
+    lines += _table(["security", "model", "benchmark", "alpha", "beta", "sigma", "R²", "L1",
+                     "estimation window"], rows)
+
+    # --- timeline
+    lines += ["## Event timeline", "", "Confounding news is marked ⚠.", ""]
+    rows = []
+    for ev in events.iter_rows(named=True):
+        mark = "⚠ " if ev["category"] == "confounder" else ""
+        when = ev["ts_local"][:10] + ("" if ev["date_only"] else " " + ev["ts_local"][11:16])
+        if ev["date_end"]:
+            when += f" .. {ev['date_end']}"
+        rows.append([when, ev["tz"], ev["category"], mark + _md(ev["title"]), _md(ev["source"])])
+    lines += _table(["when (local)", "zone", "category", "what", "source"], rows)
+
+    # --- data provenance
+    lines += ["## Data", "", f"Prices: `{r['price_source']}`.", "",
+              "Return basis per ticker (adj_close: adjusted close; close+dividends: close plus "
+              "cash dividends on ex-dates; close: close only; gap: no price).", ""]
+    rows = [[b["ticker"], b["basis"], str(b["n"]), f"{b['first']} .. {b['last']}"]
+            for b in basis.iter_rows(named=True)]
+    lines += _table(["ticker", "basis", "returns", "dates"], rows)
+    if notes:
+        lines += ["Notes:", ""] + [f"- {_md(n)}" for n in notes] + [""]
+
+    # --- reproducibility
+    lines += ["## Reproducibility", "",
+              f"- run id: {run_id}, computed {r['created_at']:%Y-%m-%d %H:%M} UTC by impact "
+              f"{r['impact_version']}",
+              f"- command: `{r['command'] or 'impact run ' + r['study_file']}`",
+              f"- inputs hash (study file, prices, dividends): `{r['inputs_hash'][:16]}`",
+              ""]
+    return "\n".join(lines), figures
+
+
+def _indexed_prices_figure(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
+                           events: pl.DataFrame, tickers: list[str], label: dict[str, str],
+                           primary: str, days: pl.DataFrame, figs_dir: Path) -> Path:
+    """Prices indexed to 100, each close placed at its real instant (UTC)."""
+    benchmarks = sorted({v["benchmark"] for v in params["securities"].values()})
+    exchange_of = {t: v["exchange"] for t, v in params["securities"].items()}
+    sec_rows = _q(con, "SELECT ticker, exchange FROM securities")
+    for row in sec_rows.iter_rows(named=True):
+        exchange_of.setdefault(row["ticker"], row["exchange"])
+    d0s = days.filter(pl.col("event_id") == primary)["day0"].to_list()
+    lo = min(d0s) - timedelta(days=14)
+    hi = max(d0s) + timedelta(days=14)
+    base_day = min(d0s)
+    rets = _q(con, "SELECT ticker, date, ret FROM returns WHERE ticker IN "
+                   "(SELECT unnest(?::VARCHAR[])) AND date BETWEEN ? AND ? ORDER BY ticker, date",
+              [tickers + benchmarks, lo, hi])
+    close_at: dict[str, dict[date, datetime]] = {}
+    for ex in sorted(set(exchange_of.values())):
+        sess = sessions(ex, lo - timedelta(days=7), hi + timedelta(days=7))
+        close_at[ex] = {d: c.astype("datetime64[us]").item()
+                        for d, c in zip(sess.dates, sess.closes, strict=True)}
+    series: dict[str, tuple[list[datetime], list[float]]] = {}
+    for t in tickers + benchmarks:
+        g = rets.filter(pl.col("ticker") == t)
+        closes = close_at[exchange_of[t]]
+        # index 100 at the last close before the first day 0 of the shock
+        before = list(zip(g.filter(pl.col("date") < base_day)["date"].to_list(),
+                          g.filter(pl.col("date") < base_day)["ret"].to_list(), strict=True))
+        after = list(zip(g.filter(pl.col("date") >= base_day)["date"].to_list(),
+                         g.filter(pl.col("date") >= base_day)["ret"].to_list(), strict=True))
+        back: list[tuple[datetime, float]] = []
+        level = 100.0
+        for d, ret in reversed(before):
+            back.append((closes[d], level))
+            level = level / (1 + ret) if ret is not None else level
+        points = list(reversed(back))
+        level = 100.0
+        for d, ret in after:
+            level = level * (1 + ret) if ret is not None else level
+            points.append((closes[d], level))
+        name = label.get(t, t)
+        series[f"{name} ({t})" if name != t else t] = (
+            [p[0] for p in points], [p[1] for p in points])
+    closures: dict[str, list[tuple[datetime, datetime]]] = {}
+    for ex in sorted({v["exchange"] for v in params["securities"].values()}):
+        sess_days = set(sessions(ex, lo, hi).dates)
+        zone = _tzinfo(ex)
+        spans = []
+        for i in range((hi - lo).days + 1):
+            d = lo + timedelta(days=i)
+            if d.weekday() < 5 and d not in sess_days:
+                start = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
+                spans.append((start.replace(tzinfo=None),
+                              (start + timedelta(days=1)).replace(tzinfo=None)))
+        closures[_EXCHANGE_LABEL.get(ex, ex)] = spans
+    marks: list[tuple[datetime, str]] = []
+    studied = set(params["events"])
+    for ev in events.iter_rows(named=True):
+        if ev["event_id"] in studied or ev["category"] == "confounder":
+            ts = datetime.fromisoformat(ev["ts_local"]).astimezone(UTC).replace(tzinfo=None)
+            if lo <= ts.date() <= hi:
+                marks.append((ts, ev["event_id"]))
+    ax = plots.plot_indexed_prices(series, closures, marks)
+    path = figs_dir / "prices_indexed.png"
+    plots.save(ax, str(path))
+    return path
+
+
+def _tzinfo(exchange: str) -> Any:
+    return ZoneInfo(exchange_tz(exchange))

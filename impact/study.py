@@ -1,0 +1,297 @@
+"""Run an event study in memory: prices -> returns -> alignment -> estimation.
+
+:func:`compute_study` does everything except storage and presentation and
+returns a :class:`StudyRun` of canonical frames; :mod:`impact.storage` writes it
+to DuckDB in one transaction, and :mod:`impact.report` renders it from there.
+Nothing is written before everything has been computed and validated, so a
+failure leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from impact import __version__
+from impact.calendars import Alignment, Sessions, align, exchange_tz, sessions
+from impact.catalog import Study
+from impact.errors import DataError
+from impact.estimation import EventSeries, Fit, car, fit, sq_pvalue, t_pvalue
+from impact.returns import compute_returns
+from impact.sources import PriceData, PriceSource
+
+#: An estimation window must have usable returns on at least this share of its sessions.
+MIN_ESTIMATION_SHARE = 0.5
+
+
+@dataclass
+class StudyRun:
+    """Everything one run computed, as canonical frames, ready to be stored."""
+
+    study: Study
+    params: dict[str, Any]
+    price_source: str
+    inputs_hash: str
+    created_at: datetime
+    prices: pl.DataFrame
+    dividends: pl.DataFrame | None
+    returns: pl.DataFrame
+    alignments: pl.DataFrame
+    fits: pl.DataFrame
+    abnormal_returns: pl.DataFrame
+    car: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _span(study: Study) -> tuple[date, date]:
+    """Calendar span needed: the estimation window before the first event, the
+    event window after the last."""
+    w = study.windows
+    ts = [study.event(e).ts for e in study.study_events] + [e.ts for e in study.events]
+    first = min(t.date() for t in ts)
+    last = max(t.date() for t in ts)
+    before = math.ceil(abs(min(w.estimation[0], w.event[0], 0)) * 7 / 5 * 1.15) + 40
+    after = math.ceil(max(w.event[1], 0) * 7 / 5 * 1.15) + 40
+    today = datetime.now(UTC).date()
+    end = min(last + timedelta(days=after), today + timedelta(days=300))
+    return first - timedelta(days=before), max(end, last + timedelta(days=7))
+
+
+def _hash_inputs(study: Study, data: PriceData) -> str:
+    h = hashlib.sha256()
+    h.update(study.text.encode())
+    h.update(data.prices.sort(["ticker", "date"]).write_csv().encode())
+    if data.dividends is not None:
+        h.update(data.dividends.sort(["ticker", "ex_date"]).write_csv().encode())
+    return h.hexdigest()
+
+
+def compute_study(
+    study: Study,
+    source: PriceSource,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> StudyRun:
+    """Compute a study from a validated study file and a price source.
+
+    Parameters
+    ----------
+    study
+        From :func:`impact.catalog.load_study`.
+    source
+        Where prices come from (:func:`impact.sources.choose_source`).
+    progress
+        Called with a short message at each stage (the CLI prints them on stderr).
+
+    Returns
+    -------
+    StudyRun
+
+    Raises
+    ------
+    DataError
+        If a security or benchmark has too little history for a window.
+    InputError, SourceError
+        From the price source.
+    """
+    say = progress or (lambda _msg: None)
+    start, end = _span(study)
+    exchanges = sorted({s.exchange for s in (*study.securities, *study.benchmarks)})
+    sess_of_ex: dict[str, Sessions] = {ex: sessions(ex, start, end) for ex in exchanges}
+    tz_of_ex = {ex: exchange_tz(ex) for ex in exchanges}
+
+    # Every catalog event on every exchange: the day-0 table.
+    aligned: dict[tuple[str, str], Alignment] = {}
+    for ev in study.events:
+        for ex in exchanges:
+            aligned[(ev.event_id, ex)] = align(ev.event_id, ev.ts, sess_of_ex[ex], tz_of_ex[ex])
+
+    tickers = list(study.all_tickers)
+    say(f"fetching prices for {len(tickers)} tickers from {source.name}")
+    data = source.fetch(tickers, start, end)
+    notes = list(data.notes)
+    sess_of_ticker = {t: sess_of_ex[study.instrument(t).exchange] for t in tickers}
+    rr = compute_returns(data.prices, data.dividends, sess_of_ticker)
+    notes.extend(rr.notes)
+    ret_lookup: dict[str, dict[date, float]] = {}
+    first_ret: dict[str, date] = {}
+    for (tk,), g in rr.returns.partition_by("ticker", as_dict=True).items():
+        rets = {d: (r if r is not None else math.nan) for d, r in zip(g["date"], g["ret"],
+                                                                      strict=True)}
+        ret_lookup[str(tk)] = rets
+        if g.height:
+            first_ret[str(tk)] = min(g["date"])
+    for t in tickers:
+        if t not in ret_lookup:
+            raise DataError(f"'{t}' has no usable prices between {start} and {end}")
+
+    w = study.windows
+    fit_rows: list[dict[str, Any]] = []
+    ar_rows: list[dict[str, Any]] = []
+    car_rows: list[dict[str, Any]] = []
+    say(f"estimating {len(study.study_events)} events x {len(study.securities)} securities "
+        f"x {len(study.models)} models")
+    for event_id in study.study_events:
+        for sec in study.securities:
+            ex = sec.exchange
+            sess = sess_of_ex[ex]
+            al = aligned[(event_id, ex)]
+            i0 = sess.index_of(al.day0)
+            assert i0 is not None
+            i_start = i0 + w.estimation[0]
+            est_first = sess.dates[i_start] if i_start >= 0 else None
+            for tk in (sec.ticker, str(sec.benchmark)):
+                have = first_ret[tk]
+                if est_first is None or have > est_first:
+                    need = est_first or f"before {sess.dates[0]}"
+                    raise DataError(
+                        f"'{tk}' has too little history for event '{event_id}': the estimation "
+                        f"window {list(w.estimation)} starts {-w.estimation[0]} {ex} sessions "
+                        f"before day 0 ({al.day0}), on {need}, but its returns start on {have}. "
+                        f"Load earlier prices or shorten [study.windows] estimation."
+                    )
+            i_end = min(i0 + w.event[1], len(sess) - 1)
+            idx = range(i_start, i_end + 1)
+            dates = tuple(sess.dates[i] for i in idx)
+            rel = np.array([i - i0 for i in idx])
+            ret = np.array([ret_lookup[sec.ticker].get(d, math.nan) for d in dates])
+            mkt = np.array([ret_lookup[str(sec.benchmark)].get(d, math.nan) for d in dates])
+            excluded = np.zeros(len(idx), dtype=bool)
+            for other in study.study_events:
+                if other == event_id:
+                    continue
+                j0 = sess.index_of(aligned[(other, ex)].day0)
+                assert j0 is not None
+                lo, hi = j0 + w.event[0] - i0, j0 + w.event[1] - i0
+                hit = (rel >= max(lo, w.estimation[0])) & (rel <= min(hi, w.estimation[1]))
+                if hit.any():
+                    if study.estimation_overlap == "exclude":
+                        excluded |= hit
+                        notes.append(
+                            f"{sec.ticker}, event '{event_id}': {int(hit.sum())} estimation-window "
+                            f"sessions inside the event window of '{other}' were left out"
+                        )
+                    else:
+                        notes.append(
+                            f"{sec.ticker}, event '{event_id}': the estimation window contains "
+                            f"the event window of '{other}' ({int(hit.sum())} sessions); kept "
+                            f"because estimation_overlap = \"keep\""
+                        )
+            series = EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excluded)
+            est_len = w.estimation[1] - w.estimation[0] + 1
+            for model in study.models:
+                try:
+                    f = fit(series, model, w.estimation, w.event)
+                except ValueError as exc:
+                    raise DataError(
+                        f"cannot fit the {model} model for '{sec.ticker}', event '{event_id}': "
+                        f"{exc}"
+                    ) from None
+                usable = est_len - int(excluded.sum())
+                if f.nobs < MIN_ESTIMATION_SHARE * usable:
+                    raise DataError(
+                        f"'{sec.ticker}', event '{event_id}': only {f.nobs} of {usable} "
+                        f"estimation-window sessions have returns (gaps in the prices); at least "
+                        f"{MIN_ESTIMATION_SHARE:.0%} are needed. Fill the gaps or move the window."
+                    )
+                key = {"event_id": event_id, "ticker": sec.ticker, "model": model}
+                fit_rows.append(_fit_row(key, sec.benchmark, f))
+                ar_rows.extend(_ar_rows(key, f))
+                for win in w.car:
+                    c = car(f, win)
+                    car_rows.append({**key, "window_start": win[0], "window_end": win[1],
+                                     "start_date": c.start_date, "end_date": c.end_date,
+                                     "n_days": c.n_days, "car": _nn(c.car), "se": _nn(c.se),
+                                     "t": _nn(c.t), "df": c.df if c.status == "ok" else None,
+                                     "p": _nn(c.p), "sq_p": _nn(c.sq_p),
+                                     "sq_n": c.sq_n if c.status == "ok" else None,
+                                     "bhar": _nn(c.bhar), "status": c.status,
+                                     "reason": c.reason or None})
+
+    params = {
+        "study": study.name,
+        "title": study.title,
+        "study_file": str(study.path),
+        "events": list(study.study_events),
+        "primary_event": study.primary_event,
+        "models": list(study.models),
+        "windows": {"estimation": list(w.estimation), "event": list(w.event),
+                    "car": [list(c) for c in w.car]},
+        "estimation_overlap": study.estimation_overlap,
+        "price_source": data.source,
+        "securities": [{"ticker": s.ticker, "exchange": s.exchange, "benchmark": s.benchmark}
+                       for s in study.securities],
+    }
+    align_rows = [
+        {"event_id": a.event_id, "exchange": a.exchange,
+         "event_ts": a.ts.astimezone(UTC).replace(tzinfo=None), "day0": a.day0,
+         "day0_open": a.day0_open_utc, "day0_close": a.day0_close_utc,
+         "hours_to_close": a.hours_to_close, "during_session": a.during_session,
+         "closed_weekdays": a.closed_weekdays}
+        for a in aligned.values()
+    ]
+    return StudyRun(
+        study=study,
+        params=params,
+        price_source=data.source,
+        inputs_hash=_hash_inputs(study, data),
+        created_at=datetime.now(UTC).replace(tzinfo=None),
+        prices=data.prices,
+        dividends=data.dividends,
+        returns=rr.returns,
+        alignments=pl.DataFrame(align_rows),
+        fits=pl.DataFrame(fit_rows, infer_schema_length=None),
+        abnormal_returns=pl.DataFrame(ar_rows, infer_schema_length=None),
+        car=pl.DataFrame(car_rows, infer_schema_length=None),
+        notes=notes,
+    )
+
+
+def _nn(x: float) -> float | None:
+    """NaN -> None (NULL in the database)."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _fit_row(key: dict[str, Any], benchmark: str | None, f: Fit) -> dict[str, Any]:
+    return {**key, "benchmark": benchmark, "alpha": _nn(f.alpha), "beta": _nn(f.beta),
+            "sigma": f.sigma, "r2": _nn(f.r2), "nobs": f.nobs, "k": f.k, "df": f.df,
+            "est_start": f.est_start, "est_end": f.est_end}
+
+
+def _ar_rows(key: dict[str, Any], f: Fit) -> list[dict[str, Any]]:
+    rows = []
+    se = f.ar_se
+    for i, d in enumerate(f.ev_dates):
+        ar = f.ev_ar[i]
+        ok = bool(np.isfinite(ar))
+        sar = ar / se[i] if ok else math.nan
+        sq = sq_pvalue(ar, f.est_resid, 1)[0] if ok else math.nan
+        rows.append({
+            **key, "date": d, "rel_day": int(f.ev_rel_day[i]), "ret": _nn(f.ev_ret[i]),
+            "benchmark_ret": _nn(f.ev_mkt[i]), "expected_ret": _nn(f.ev_expected[i]),
+            "ar": _nn(ar), "se": _nn(se[i]), "t": _nn(sar),
+            "p": _nn(t_pvalue(sar, f.df)) if ok else None, "sq_p": _nn(sq),
+        })
+    # cumulative AR from the first event-window day, with its FEC standard error
+    ar = f.ev_ar
+    for i, row in enumerate(rows):
+        if np.all(np.isfinite(ar[: i + 1])):
+            row["car"] = float(ar[: i + 1].sum())
+            row["car_se"] = float(np.sqrt(f.ev_cov[: i + 1, : i + 1].sum()))
+        else:
+            row["car"] = row["car_se"] = None
+    return rows
+
+
+def params_json(run: StudyRun) -> str:
+    """The run's parameters as JSON (stored in ``runs.params``)."""
+    return json.dumps(run.params, sort_keys=True)
