@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -148,13 +149,24 @@ def _remove_db(path: Path) -> None:
             p.unlink()
 
 
-def day0_table(study_path: str | Path) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class Day0Row:
+    """Day 0 of one event on each exchange of a study."""
+
+    event_id: str
+    #: The event's instant as ISO 8601 local time with offset.
+    ts_local: str
+    #: Exchange -> day 0.
+    day0: dict[str, date]
+
+
+def day0_table(study_path: str | Path) -> list[Day0Row]:
     """Day 0 of every event of a study on each of its exchanges (no prices needed).
 
     Returns
     -------
-    list of dict
-        One per event: ``event_id``, ``ts_local`` and ``day0`` (exchange -> date).
+    list of Day0Row
+        One per event, in catalog order.
     """
     from impact.calendars import align, exchange_tz, sessions
     from impact.study import _span
@@ -163,12 +175,12 @@ def day0_table(study_path: str | Path) -> list[dict[str, object]]:
     start, end = _span(study)
     exchanges = sorted({s.exchange for s in (*study.securities, *study.benchmarks)})
     sess = {ex: sessions(ex, start, end) for ex in exchanges}
-    rows: list[dict[str, object]] = []
-    for ev in study.events:
-        rows.append({
-            "event_id": ev.event_id,
-            "ts_local": ev.ts.isoformat(),
-            "day0": {ex: align(ev.event_id, ev.ts, sess[ex], exchange_tz(ex)).day0
-                     for ex in exchanges},
-        })
-    return rows
+    return [
+        Day0Row(
+            event_id=ev.event_id,
+            ts_local=ev.ts.isoformat(),
+            day0={ex: align(ev.event_id, ev.ts, sess[ex], exchange_tz(ex)).day0
+                  for ex in exchanges},
+        )
+        for ev in study.events
+    ]

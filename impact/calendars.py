@@ -95,8 +95,8 @@ def sessions(exchange: str, start: date, end: date) -> Sessions:
             f"Narrow the price range or the windows."
         ) from None
     sess = cal.sessions  # exactly the sessions in [start, end]
-    opens = cal.opens.loc[sess].to_numpy(dtype="datetime64[ns]")
-    closes = cal.closes.loc[sess].to_numpy(dtype="datetime64[ns]")
+    opens = cal.opens.loc[sess].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    closes = cal.closes.loc[sess].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     return Sessions(
         exchange=exchange,
         dates=tuple(ts.date() for ts in sess),
@@ -209,5 +209,6 @@ def day0(ts: datetime, exchange: str) -> date:
         The first session whose close is at or after ``ts``.
     """
     d = pd.Timestamp(ts).tz_convert("UTC").date()
-    sess = sessions(exchange, d - timedelta(days=10), d + timedelta(days=40))
+    # one cached calendar per year of interest
+    sess = sessions(exchange, date(d.year - 1, 12, 1), date(d.year + 1, 1, 31))
     return align("-", ts, sess, exchange_tz(exchange)).day0

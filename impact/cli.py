@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from impact import __version__, api
-from impact.errors import ExitCode, ImpactError
+from impact.errors import ImpactError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,11 +109,10 @@ def validate_cmd(study: str) -> None:
 def day0_cmd(study: str) -> None:
     """Print day 0 of every event of STUDY on each exchange (no prices needed)."""
     rows = api.day0_table(study)
-    exchanges = sorted({ex for r in rows for ex in r["day0"]})
+    exchanges = sorted({ex for r in rows for ex in r.day0})
     click.echo("\t".join(["event_id", "time (local)", *exchanges]))
     for r in rows:
-        click.echo("\t".join([r["event_id"], r["ts_local"], *[str(r["day0"][ex])
-                                                              for ex in exchanges]]))
+        click.echo("\t".join([r.event_id, r.ts_local, *[str(r.day0[ex]) for ex in exchanges]]))
 
 
 @main.command("report")

@@ -222,8 +222,9 @@ def moving_sums(resid: np.ndarray, length: int) -> np.ndarray:
     if length < 1 or len(resid) < length:
         return np.empty(0)
     windows = np.lib.stride_tricks.sliding_window_view(resid, length)
-    sums = windows.sum(axis=1)
-    return sums[np.isfinite(sums)]
+    sums: np.ndarray = np.asarray(windows.sum(axis=1), dtype=float)
+    out: np.ndarray = sums[np.isfinite(sums)]
+    return out
 
 
 def sq_pvalue(value: float, resid: np.ndarray, length: int) -> tuple[float, int]:

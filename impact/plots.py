@@ -12,9 +12,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import polars as pl
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -93,7 +93,7 @@ def plot_indexed_prices(
         ax.axvline(ts, color="black", lw=0.7, ls=":")
         ax.text(ts, ymax, " " + label, rotation=90, va="top", ha="right", fontsize=7)
     ax.axhline(100, color="grey", lw=0.6)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))  # type: ignore[no-untyped-call]
     ax.set_xlabel("time (UTC); each point is a session close")
     ax.set_ylabel("index (100 = last close before the shock)")
     ax.set_title("Prices indexed to 100 in calendar time")

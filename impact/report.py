@@ -38,7 +38,8 @@ class ReportFiles:
 
 def _q(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
        ) -> pl.DataFrame:
-    return con.sql(sql, params=params or None).pl()
+    frame: pl.DataFrame = con.sql(sql, params=params or None).pl()
+    return frame
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
@@ -70,7 +71,7 @@ def _sq(p: float | None, n: int | None) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out + [""]
+    return [*out, ""]
 
 
 def _md(text: str) -> str:

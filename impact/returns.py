@@ -70,12 +70,16 @@ def compute_returns(
             notes.append(f"{tk}: no usable price")
             continue
         sess = sessions_of[tk]
-        first, last = group["date"][0], group["date"][-1]
-        sess_dates = [d for d in sess.dates if first <= d <= last]
-        on_session = group.filter(pl.col("date").is_in(sess_dates))
+        all_sessions = set(sess.dates)
+        on_session = group.filter(pl.col("date").is_in(list(all_sessions)))
         dropped = group.height - on_session.height
+        if on_session.height == 0:
+            notes.append(f"{tk}: no price on any {sess.exchange} session")
+            continue
+        first, last = on_session["date"][0], on_session["date"][-1]
+        sess_dates = [d for d in sess.dates if first <= d <= last]
         if dropped:
-            bad = group.filter(~pl.col("date").is_in(sess_dates))["date"].to_list()
+            bad = group.filter(~pl.col("date").is_in(list(all_sessions)))["date"].to_list()
             notes.append(
                 f"{tk}: {dropped} row(s) on dates that are not {sess.exchange} sessions were "
                 f"ignored ({', '.join(str(d) for d in bad[:5])}{', ...' if dropped > 5 else ''})"

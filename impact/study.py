@@ -10,18 +10,15 @@ failure leaves the database as it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from impact import __version__
 from impact.calendars import Alignment, Sessions, align, exchange_tz, sessions
 from impact.catalog import Study
 from impact.errors import DataError
@@ -53,8 +50,10 @@ class StudyRun:
 
 
 def _span(study: Study) -> tuple[date, date]:
-    """Calendar span needed: the estimation window before the first event, the
-    event window after the last."""
+    """Calendar span needed.
+
+    The estimation window before the first event, the event window after the last.
+    """
     w = study.windows
     ts = [study.event(e).ts for e in study.study_events] + [e.ts for e in study.events]
     first = min(t.date() for t in ts)
@@ -290,8 +289,3 @@ def _ar_rows(key: dict[str, Any], f: Fit) -> list[dict[str, Any]]:
         else:
             row["car"] = row["car_se"] = None
     return rows
-
-
-def params_json(run: StudyRun) -> str:
-    """The run's parameters as JSON (stored in ``runs.params``)."""
-    return json.dumps(run.params, sort_keys=True)

@@ -1,0 +1,186 @@
+"""Estimation against an independent computation: statsmodels OLS and the closed forms."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from impact.estimation import EventSeries, car, fit, moving_sums, sq_pvalue
+
+EST = (-250, -11)
+EVW = (-5, 10)
+TOL = 1e-10
+
+
+def make_series(seed: int = 1, gaps: tuple[int, ...] = (), excluded: tuple[int, ...] = (),
+                shock: float = -0.1) -> EventSeries:
+    rng = np.random.default_rng(seed)
+    rel = np.arange(EST[0], EVW[1] + 1)
+    mkt = rng.normal(0.0004, 0.011, len(rel))
+    ret = 0.0007 + 1.4 * mkt + rng.normal(0, 0.02, len(rel))
+    ret[rel == 0] += shock
+    for g in gaps:
+        ret[rel == g] = np.nan
+    excl = np.isin(rel, excluded)
+    dates = tuple(date(2024, 1, 1) + timedelta(days=int(i)) for i in range(len(rel)))
+    return EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excl)
+
+
+def _est_rows(s: EventSeries) -> np.ndarray:
+    return ((s.rel_day >= EST[0]) & (s.rel_day <= EST[1]) & np.isfinite(s.ret)
+            & np.isfinite(s.mkt) & ~s.excluded)
+
+
+@pytest.mark.parametrize("gaps", [(), (-200, -100, -12)])
+def test_market_model_matches_statsmodels(gaps: tuple[int, ...]) -> None:
+    s = make_series(gaps=gaps, excluded=tuple(range(-60, -50)))
+    f = fit(s, "market", EST, EVW)
+    use = _est_rows(s)
+    x = sm.add_constant(s.mkt[use])
+    ols = sm.OLS(s.ret[use], x).fit()
+    assert f.nobs == int(use.sum()) == 240 - len(gaps) - 10
+    assert f.alpha == pytest.approx(ols.params[0], abs=TOL)
+    assert f.beta == pytest.approx(ols.params[1], abs=TOL)
+    assert f.sigma == pytest.approx(np.sqrt(ols.scale), rel=TOL)
+    assert f.r2 == pytest.approx(ols.rsquared, rel=TOL)
+    np.testing.assert_allclose(f.est_resid[np.isfinite(f.est_resid)], ols.resid, atol=TOL)
+
+    ev = (s.rel_day >= EVW[0]) & (s.rel_day <= EVW[1])
+    xw = sm.add_constant(s.mkt[ev], has_constant="add")
+    pred = ols.get_prediction(xw)
+    np.testing.assert_allclose(f.ev_expected, pred.predicted_mean, atol=TOL)
+    np.testing.assert_allclose(f.ev_ar, s.ret[ev] - pred.predicted_mean, atol=TOL)
+    # S_it: the prediction's standard error for a new observation
+    np.testing.assert_allclose(f.ar_se, pred.se_obs, rtol=TOL)
+    # full covariance of the forecast errors: s^2 I + X_W Cov(params) X_W'
+    v = ols.scale * np.eye(len(xw)) + xw @ ols.cov_params() @ xw.T
+    np.testing.assert_allclose(f.ev_cov, v, rtol=TOL, atol=1e-18)
+
+
+def test_car_variance_closed_form_market_model() -> None:
+    s = make_series(seed=7)
+    f = fit(s, "market", EST, EVW)
+    use = _est_rows(s)
+    rm_e = s.mkt[use]
+    l1 = len(rm_e)
+    rbar = rm_e.mean()
+    smm = ((rm_e - rbar) ** 2).sum()
+    s2 = f.sigma**2
+    for a, b in [(0, 0), (0, 1), (-1, 1), (0, 5), (0, 10), (-5, 10)]:
+        c = car(f, (a, b))
+        w = (s.rel_day >= a) & (s.rel_day <= b)
+        length = b - a + 1
+        closed = s2 * (length + length**2 / l1 + ((s.mkt[w] - rbar).sum()) ** 2 / smm)
+        assert c.var == pytest.approx(closed, rel=TOL)
+        ar = s.ret[w] - f.alpha - f.beta * s.mkt[w]
+        assert c.car == pytest.approx(ar.sum(), abs=TOL)
+        assert c.t == pytest.approx(ar.sum() / np.sqrt(closed), rel=1e-9)
+        assert c.df == l1 - 2
+        # the naive L * S_it^2 (a known mistake) differs
+        naive = length * s2 * (1 + 1 / l1)
+        if length > 1:
+            assert abs(c.var - naive) > 1e-12
+        bhar = np.prod(1 + s.ret[w]) - np.prod(1 + f.alpha + f.beta * s.mkt[w])
+        assert c.bhar == pytest.approx(bhar, abs=TOL)
+
+
+def test_one_day_variance_closed_form() -> None:
+    s = make_series(seed=3)
+    f = fit(s, "market", EST, EVW)
+    use = _est_rows(s)
+    rm_e = s.mkt[use]
+    rbar, smm, l1 = rm_e.mean(), ((rm_e - rm_e.mean()) ** 2).sum(), len(rm_e)
+    ev = (s.rel_day >= EVW[0]) & (s.rel_day <= EVW[1])
+    closed = f.sigma**2 * (1 + 1 / l1 + (s.mkt[ev] - rbar) ** 2 / smm)
+    np.testing.assert_allclose(f.ar_se**2, closed, rtol=TOL)
+
+
+def test_constant_mean_model() -> None:
+    s = make_series(seed=5)
+    f = fit(s, "constant-mean", EST, EVW)
+    use = (s.rel_day >= EST[0]) & (s.rel_day <= EST[1])
+    r = s.ret[use]
+    assert f.k == 1 and f.nobs == 240
+    assert f.alpha == pytest.approx(r.mean(), abs=TOL)
+    assert f.sigma == pytest.approx(r.std(ddof=1), rel=TOL)
+    c = car(f, (0, 5))
+    assert c.var == pytest.approx(f.sigma**2 * (6 + 36 / 240), rel=TOL)
+    assert c.df == 239
+
+
+def test_market_adjusted_model() -> None:
+    s = make_series(seed=9)
+    f = fit(s, "market-adjusted", EST, EVW)
+    use = (s.rel_day >= EST[0]) & (s.rel_day <= EST[1])
+    d = s.ret[use] - s.mkt[use]
+    assert f.k == 0 and f.df == 240
+    assert f.sigma == pytest.approx(np.sqrt((d**2).sum() / 240), rel=TOL)
+    ev = (s.rel_day >= EVW[0]) & (s.rel_day <= EVW[1])
+    np.testing.assert_allclose(f.ev_ar, s.ret[ev] - s.mkt[ev], atol=TOL)
+    c = car(f, (0, 1))
+    assert c.var == pytest.approx(2 * f.sigma**2, rel=TOL)
+
+
+def test_gap_in_event_window_is_explicit() -> None:
+    s = make_series(gaps=(1,))
+    f = fit(s, "market", EST, EVW)
+    i = int(np.flatnonzero(f.ev_rel_day == 1)[0])
+    assert np.isnan(f.ev_ar[i])
+    assert car(f, (0, 0)).status == "ok"
+    c = car(f, (0, 1))
+    assert c.status == "incomplete"
+    assert "price gap" in c.reason
+    assert np.isnan(c.car)
+
+
+def test_window_past_the_data_is_incomplete() -> None:
+    s = make_series()
+    keep = s.rel_day <= 3
+    short = EventSeries(rel_day=s.rel_day[keep], dates=tuple(np.array(s.dates)[keep]),
+                        ret=s.ret[keep], mkt=s.mkt[keep], excluded=s.excluded[keep])
+    f = fit(short, "market", EST, EVW)
+    assert car(f, (0, 1)).status == "ok"
+    c = car(f, (0, 10))
+    assert c.status == "incomplete" and "4 of 11" in c.reason
+
+
+def test_sq_pvalue_of_the_most_extreme_residual_is_one_over_l1() -> None:
+    s = make_series(seed=11)
+    f = fit(s, "market", EST, EVW)
+    resid = f.est_resid
+    extreme = resid[np.nanargmax(np.abs(resid))]
+    p, n = sq_pvalue(extreme, resid, 1)
+    assert n == f.nobs
+    assert p == pytest.approx(1 / f.nobs)
+    p_more, _ = sq_pvalue(2 * extreme, resid, 1)
+    assert p_more == 0.0
+    p_zero, _ = sq_pvalue(0.0, resid, 1)
+    assert p_zero == 1.0
+
+
+def test_sq_moving_sums_skip_gaps_and_match_brute_force() -> None:
+    rng = np.random.default_rng(2)
+    resid = rng.normal(size=50)
+    resid[[10, 30]] = np.nan
+    sums = moving_sums(resid, 5)
+    brute = [resid[i:i + 5].sum() for i in range(46) if np.all(np.isfinite(resid[i:i + 5]))]
+    np.testing.assert_allclose(sums, brute)
+    value = 1.3
+    p, n = sq_pvalue(value, resid, 5)
+    assert n == len(brute)
+    assert p == pytest.approx(np.mean(np.abs(brute) >= value))
+
+
+def test_too_few_observations_and_constant_benchmark() -> None:
+    s = make_series()
+    flat = EventSeries(rel_day=s.rel_day, dates=s.dates, ret=s.ret,
+                       mkt=np.full(len(s.mkt), 0.001), excluded=s.excluded)
+    with pytest.raises(ValueError, match="constant"):
+        fit(flat, "market", EST, EVW)
+    empty = EventSeries(rel_day=s.rel_day, dates=s.dates, ret=np.full(len(s.ret), np.nan),
+                        mkt=s.mkt, excluded=s.excluded)
+    with pytest.raises(ValueError, match="usable"):
+        fit(empty, "market", EST, EVW)
