@@ -1,30 +1,33 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.11 with venv):
-#   make run    installs what is needed into .venv and runs the DeepSeek study
-#   make test   installs the dev tools and runs ruff, mypy and the tests
+#   make run    installs impact into .venv and runs the DeepSeek study
+#   make test   adds the dev tools and runs ruff, mypy and the tests
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint schema-doc clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
 
-run: $(STAMP)
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
 	$(BIN)/impact run events/deepseek.toml
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check impact tests benchmarks
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
 
-schema-doc: $(STAMP)
+schema-doc: $(VENV)/.installed
 	$(BIN)/python -m impact.storage > docs/schema.md
 
 clean:

@@ -19,7 +19,7 @@ import duckdb
 from impact.catalog import Study, load_study
 from impact.report import ReportFiles, render_report
 from impact.sources import choose_source
-from impact.storage import connect, write_run
+from impact.storage import connect, fetch_one, write_run
 from impact.study import compute_study
 
 #: Default database file.
@@ -136,7 +136,7 @@ def report(run_id: int, *, db: str | Path = DEFAULT_DB,
     """Render the report of a stored run (no recomputation)."""
     con = connect(db, read_only=True)
     try:
-        row = con.execute("SELECT study FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        row = fetch_one(con, "SELECT study FROM runs WHERE run_id = ?", [run_id])
         study = row[0] if row else "unknown"
         return render_report(con, run_id, Path(reports_dir) / str(study))
     finally:

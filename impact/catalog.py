@@ -51,6 +51,7 @@ MODELS: dict[str, str] = {
 }
 
 PRICE_SOURCES = ("auto", "snapshot", "yahoo")
+STUDY_BLOCK = ("study", 0)
 OVERLAP_RULES = ("exclude", "keep")
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -167,6 +168,27 @@ class _Ctx:
                 return i + 1
         return None
 
+    def table_start(self, header: str, index: int = 0) -> int | None:
+        """Line of the ``index``-th ``[header]`` or ``[[header]]`` line."""
+        rx = re.compile(rf"^\s*\[\[?{re.escape(header)}\]\]?\s*(#.*)?$")
+        hits = [i + 1 for i, line in enumerate(self.lines) if rx.match(line)]
+        return hits[index] if index < len(hits) else None
+
+    def key_line(self, block: tuple[str, int] | None, key: str) -> int | None:
+        """Line of ``key = ...`` inside a table; the table's header line when absent."""
+        if block is None:
+            return self.line_of(rf"^\s*{re.escape(key)}\s*=")
+        start = self.table_start(*block)
+        if start is None:
+            return None
+        for i in range(start, len(self.lines)):
+            line = self.lines[i]
+            if re.match(r"^\s*\[", line):
+                break
+            if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                return i + 1
+        return start
+
     def event_line(self, event_id: str, key: str | None = None) -> int | None:
         start = self.line_of(rf'^\s*id\s*=\s*["\']{re.escape(event_id)}["\']')
         if start is None or key is None:
@@ -188,8 +210,7 @@ class _Ctx:
         field: str | None = None,
         line: int | None = None,
     ) -> CatalogError:
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return CatalogError(where, message, event_id=event_id, field=field)
+        return CatalogError(str(self.path), message, event_id=event_id, field=field, line=line)
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
@@ -206,14 +227,11 @@ def _check_keys(
     where: str,
     *,
     event_id: str | None = None,
+    block: tuple[str, int] | None = None,
 ) -> None:
     for key in table:
         if key not in allowed:
-            line = (
-                ctx.event_line(event_id, key)
-                if event_id
-                else ctx.line_of(rf"^\s*{re.escape(key)}\s*=")
-            )
+            line = ctx.event_line(event_id, key) if event_id else ctx.key_line(block, key)
             raise ctx.error(
                 f"unknown key '{key}' in {where}: {_did_you_mean(key, allowed)}",
                 event_id=event_id,
@@ -223,10 +241,16 @@ def _check_keys(
 
 
 def _req_str(
-    ctx: _Ctx, table: Mapping[str, Any], key: str, where: str, *, event_id: str | None = None
+    ctx: _Ctx,
+    table: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    event_id: str | None = None,
+    block: tuple[str, int] | None = None,
 ) -> str:
     value = table.get(key)
-    line = ctx.event_line(event_id, key) if event_id else ctx.line_of(rf"^\s*{key}\s*=")
+    line = ctx.event_line(event_id, key) if event_id else ctx.key_line(block, key)
     if value is None:
         raise ctx.error(
             f"{where} has no '{key}': add {key} = \"...\"",
@@ -244,20 +268,27 @@ def _req_str(
     return value.strip()
 
 
-def _opt_str(ctx: _Ctx, table: Mapping[str, Any], key: str, *, event_id: str | None = None) -> str:
+def _opt_str(
+    ctx: _Ctx,
+    table: Mapping[str, Any],
+    key: str,
+    *,
+    event_id: str | None = None,
+    block: tuple[str, int] | None = None,
+) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ctx.error(
             f"'{key}' must be a string, not {value!r}",
             event_id=event_id,
             field=key,
-            line=ctx.event_line(event_id, key) if event_id else None,
+            line=ctx.event_line(event_id, key) if event_id else ctx.key_line(block, key),
         )
     return value.strip()
 
 
 def _window(ctx: _Ctx, value: Any, key: str) -> tuple[int, int]:
-    line = ctx.line_of(rf"^\s*{key.split('.')[-1]}\s*=")
+    line = ctx.key_line(("study.windows", 0), key.split(".")[-1])
     if (
         not isinstance(value, list)
         or len(value) != 2
@@ -391,34 +422,35 @@ def _parse_instrument(ctx: _Ctx, raw: Any, kind: str, index: int) -> Security:
     allowed = ["ticker", "name", "exchange", "currency", "name_local"]
     if kind == "securities":
         allowed.append("benchmark")
-    _check_keys(ctx, raw, allowed, f"{kind}[{index}]")
-    ticker = _req_str(ctx, raw, "ticker", f"{kind}[{index}]")
+    block = (kind, index)
+    _check_keys(ctx, raw, allowed, f"{kind}[{index}]", block=block)
+    ticker = _req_str(ctx, raw, "ticker", f"{kind}[{index}]", block=block)
     if not _TICKER_RE.match(ticker):
         raise ctx.error(
             f"'{ticker}' does not look like a Yahoo ticker (e.g. NVDA, 000660.KS, ^GSPC)",
-            field=f"{kind}.ticker", line=ctx.line_of(rf"ticker\s*=\s*\"{re.escape(ticker)}\""),
+            field=f"{kind}.ticker", line=ctx.key_line(block, "ticker"),
         )
-    exchange = _req_str(ctx, raw, "exchange", f"{kind} '{ticker}'")
+    exchange = _req_str(ctx, raw, "exchange", f"{kind} '{ticker}'", block=block)
     from impact.calendars import known_exchanges  # local: keeps catalog import light
 
     names = known_exchanges()
     if exchange not in names:
         raise ctx.error(
-            f"'{exchange}' is not an exchange_calendars calendar name: "
+            f"{kind} '{ticker}': '{exchange}' is not an exchange_calendars calendar name: "
             f"{_did_you_mean(exchange, names)} (e.g. XNYS for NYSE/Nasdaq, XKRX for KRX)",
             field=f"{kind}.exchange",
-            line=ctx.line_of(rf"exchange\s*=\s*\"{re.escape(exchange)}\""),
+            line=ctx.key_line(block, "exchange"),
         )
     benchmark = None
     if kind == "securities":
-        benchmark = _req_str(ctx, raw, "benchmark", f"security '{ticker}'")
+        benchmark = _req_str(ctx, raw, "benchmark", f"security '{ticker}'", block=block)
     return Security(
         ticker=ticker,
-        name=_req_str(ctx, raw, "name", f"{kind} '{ticker}'"),
+        name=_req_str(ctx, raw, "name", f"{kind} '{ticker}'", block=block),
         exchange=exchange,
-        currency=_req_str(ctx, raw, "currency", f"{kind} '{ticker}'"),
+        currency=_req_str(ctx, raw, "currency", f"{kind} '{ticker}'", block=block),
         benchmark=benchmark,
-        name_local=_opt_str(ctx, raw, "name_local"),
+        name_local=_opt_str(ctx, raw, "name_local", block=block),
     )
 
 
@@ -446,7 +478,9 @@ def parse_study(text: str, path: Path) -> Study:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(str(path), f"not valid TOML: {exc}") from None
+        m = re.search(r"at line (\d+)", str(exc))
+        raise CatalogError(str(path), f"not valid TOML: {exc}",
+                           line=int(m.group(1)) if m else None) from None
 
     _check_keys(ctx, doc, ["study", "securities", "benchmarks", "events"], "the file")
     for key in ("study", "securities", "benchmarks", "events"):
@@ -460,16 +494,20 @@ def parse_study(text: str, path: Path) -> Study:
         ctx, raw_study,
         ["name", "title", "description", "primary_event", "events", "models", "windows",
          "prices", "estimation_overlap"],
-        "[study]",
+        "[study]", block=STUDY_BLOCK,
     )
 
     events = [_parse_event(ctx, raw, i) for i, raw in enumerate(_as_list(ctx, doc, "events"))]
     seen: set[str] = set()
     for ev in events:
         if ev.event_id in seen:
+            rx = rf'^\s*id\s*=\s*["\']{re.escape(ev.event_id)}["\']'
+            first = ctx.line_of(rx)
+            second = ctx.line_of(rx, first or 0)
             raise ctx.error(
-                "two events have this id: give each event its own id",
-                event_id=ev.event_id, field="id", line=ctx.event_line(ev.event_id),
+                f"this id is already used by the event at line {first}: give each event "
+                f"its own id",
+                event_id=ev.event_id, field="id", line=second,
             )
         seen.add(ev.event_id)
 
@@ -487,13 +525,13 @@ def parse_study(text: str, path: Path) -> Study:
         if inst.ticker in all_tickers:
             raise ctx.error(f"ticker '{inst.ticker}' is listed twice", field="ticker")
         all_tickers.add(inst.ticker)
-    for sec in securities:
+    for i, sec in enumerate(securities):
         if sec.benchmark not in bench_tickers:
             raise ctx.error(
                 f"security '{sec.ticker}' has benchmark '{sec.benchmark}', which is not "
                 f"among the [[benchmarks]] ({', '.join(sorted(bench_tickers))}): add it there",
                 field="securities.benchmark",
-                line=ctx.line_of(rf"benchmark\s*=\s*\"{re.escape(str(sec.benchmark))}\""),
+                line=ctx.key_line(("securities", i), "benchmark"),
             )
         bench = next(b for b in benchmarks if b.ticker == sec.benchmark)
         if bench.exchange != sec.exchange:
@@ -504,14 +542,14 @@ def parse_study(text: str, path: Path) -> Study:
                 field="securities.benchmark",
             )
 
-    name = _req_str(ctx, raw_study, "name", "[study]")
+    name = _req_str(ctx, raw_study, "name", "[study]", block=STUDY_BLOCK)
     if not _ID_RE.match(name):
         raise ctx.error(
             f"study name '{name}' must be lower-case letters, digits, '.', '_' or '-' "
             f"(it names the report folder)",
-            field="study.name", line=ctx.line_of(r"^\s*name\s*="),
+            field="study.name", line=ctx.key_line(STUDY_BLOCK, "name"),
         )
-    primary = _req_str(ctx, raw_study, "primary_event", "[study]")
+    primary = _req_str(ctx, raw_study, "primary_event", "[study]", block=STUDY_BLOCK)
     study_events_raw = raw_study.get("events", [primary])
     if not isinstance(study_events_raw, list) or not all(
         isinstance(e, str) for e in study_events_raw
@@ -523,7 +561,7 @@ def parse_study(text: str, path: Path) -> Study:
                 f"event '{eid}' is not in the catalog: "
                 f"{_did_you_mean(eid, sorted(seen))}",
                 field="study.primary_event" if eid == primary else "study.events",
-                line=ctx.line_of(re.escape(f'"{eid}"')),
+                line=ctx.key_line(STUDY_BLOCK, "primary_event" if eid == primary else "events"),
             )
     study_events = tuple(dict.fromkeys([primary, *study_events_raw]))
 
@@ -535,7 +573,7 @@ def parse_study(text: str, path: Path) -> Study:
             raise ctx.error(
                 f"unknown model '{m}': {_did_you_mean(str(m), list(MODELS))} "
                 f"(models: {', '.join(MODELS)})",
-                field="study.models", line=ctx.line_of(r"^\s*models\s*="),
+                field="study.models", line=ctx.key_line(STUDY_BLOCK, "models"),
             )
 
     windows = _parse_windows(ctx, raw_study.get("windows", {}))
@@ -549,8 +587,8 @@ def parse_study(text: str, path: Path) -> Study:
     return Study(
         path=path,
         name=name,
-        title=_req_str(ctx, raw_study, "title", "[study]"),
-        description=_opt_str(ctx, raw_study, "description"),
+        title=_req_str(ctx, raw_study, "title", "[study]", block=STUDY_BLOCK),
+        description=_opt_str(ctx, raw_study, "description", block=STUDY_BLOCK),
         primary_event=primary,
         study_events=study_events,
         models=tuple(dict.fromkeys(models_raw)),
@@ -574,7 +612,8 @@ def _as_list(ctx: _Ctx, doc: Mapping[str, Any], key: str) -> list[Any]:
 def _parse_windows(ctx: _Ctx, raw: Any) -> Windows:
     if not isinstance(raw, dict):
         raise ctx.error("[study.windows] must be a table", field="study.windows")
-    _check_keys(ctx, raw, ["estimation", "event", "car"], "[study.windows]")
+    _check_keys(ctx, raw, ["estimation", "event", "car"], "[study.windows]",
+                block=("study.windows", 0))
     default = Windows()
     est = _window(ctx, raw["estimation"], "study.windows.estimation") if "estimation" in raw \
         else default.estimation
@@ -591,19 +630,19 @@ def _parse_windows(ctx: _Ctx, raw: Any) -> Windows:
         raise ctx.error(
             f"the estimation window {list(est)} must end before the event window "
             f"{list(evw)} starts (e.g. estimation = [-250, -11] with event = [-5, 10])",
-            field="study.windows.estimation", line=ctx.line_of(r"^\s*estimation\s*="),
+            field="study.windows.estimation", line=ctx.key_line(("study.windows", 0), "estimation"),
         )
     if est[1] - est[0] + 1 < 30:
         raise ctx.error(
             f"the estimation window {list(est)} has fewer than 30 sessions: widen it",
-            field="study.windows.estimation", line=ctx.line_of(r"^\s*estimation\s*="),
+            field="study.windows.estimation", line=ctx.key_line(("study.windows", 0), "estimation"),
         )
     for c in car:
         if c[0] < evw[0] or c[1] > evw[1]:
             raise ctx.error(
                 f"CAR window {list(c)} is outside the event window {list(evw)}: "
                 f"widen the event window or shorten the CAR window",
-                field="study.windows.car", line=ctx.line_of(r"^\s*car\s*="),
+                field="study.windows.car", line=ctx.key_line(("study.windows", 0), "car"),
             )
     return Windows(estimation=est, event=evw, car=car)
 
@@ -611,12 +650,12 @@ def _parse_windows(ctx: _Ctx, raw: Any) -> Windows:
 def _parse_prices(ctx: _Ctx, raw: Any, path: Path) -> PriceConfig:
     if not isinstance(raw, dict):
         raise ctx.error("[study.prices] must be a table", field="study.prices")
-    _check_keys(ctx, raw, ["source", "snapshot"], "[study.prices]")
+    _check_keys(ctx, raw, ["source", "snapshot"], "[study.prices]", block=("study.prices", 0))
     source = raw.get("source", "auto")
     if source not in PRICE_SOURCES:
         raise ctx.error(
             f"study.prices.source must be one of {', '.join(PRICE_SOURCES)}; got {source!r}",
-            field="study.prices.source", line=ctx.line_of(r"^\s*source\s*="),
+            field="study.prices.source", line=ctx.key_line(("study.prices", 0), "source"),
         )
     snap = raw.get("snapshot")
     snapshot = None

@@ -55,6 +55,8 @@ class CatalogError(InputError):
         The event concerned, if any.
     field
         The key concerned, if any (dotted for nested keys).
+    line
+        The line of the file where the problem is, if known.
     """
 
     def __init__(
@@ -64,12 +66,14 @@ class CatalogError(InputError):
         *,
         event_id: str | None = None,
         field: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.path = path
+        self.line = line
         self.event_id = event_id
         self.field = field
         self.detail = message
-        where = [path]
+        where = [f"{path}:{line}" if line else path]
         if event_id is not None:
             where.append(f"event '{event_id}'")
         if field is not None:

@@ -276,6 +276,17 @@ def schema_markdown() -> str:
 # --------------------------------------------------------------------------- connection
 
 
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+              ) -> tuple[Any, ...] | None:
+    """First row of a query, or None; the whole result is consumed.
+
+    DuckDB refuses further work on a connection whose last result was not read
+    to the end, so ``fetchone()`` alone is not enough.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
 def _is_impact_db(con: duckdb.DuckDBPyConnection) -> bool:
     names = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
@@ -287,7 +298,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
     """The schema version of an open database, or None if it is not an impact database."""
     if not _is_impact_db(con):
         return None
-    row = con.execute("SELECT value FROM _impact_meta WHERE key = 'schema_version'").fetchone()
+    row = fetch_one(con, "SELECT value FROM _impact_meta WHERE key = 'schema_version'")
     return int(row[0]) if row else None
 
 
@@ -321,9 +332,9 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise DatabaseError(f"cannot open the database {p}: {msg} ({hint})") from None
     version = schema_version(con)
     if version is None:
-        tables = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchone()
+        tables = fetch_one(
+            con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+        )
         if tables and tables[0] > 0:
             con.close()
             raise DatabaseError(
@@ -387,7 +398,7 @@ def _upsert_changed(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFr
         sel = ", ".join(f'n."{c}"' for c in frame.columns)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT {sel} FROM _frame n "
                     f"LEFT JOIN {table} o ON {on} WHERE o.\"{key[0]}\" IS NULL OR {diff}")
-        row = con.execute("SELECT count(*) FROM _changed").fetchone()
+        row = fetch_one(con, "SELECT count(*) FROM _changed")
         n = int(row[0]) if row else 0
         if n:
             con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM _changed")
@@ -464,7 +475,7 @@ def write_run(
                             ("amount", "currency", "source"))
         n_returns = _upsert_changed(con, "returns", returns, ("ticker", "date"),
                                     ("prev_date", "ret", "basis", "source"))
-        row = con.execute("SELECT nextval('runs_seq')").fetchone()
+        row = fetch_one(con, "SELECT nextval('runs_seq')")
         assert row is not None
         run_id = int(row[0])
         con.execute(
@@ -484,7 +495,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Row count of every table of the schema."""
     out = {}
     for name in _TABLE_NAMES:
-        row = con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        row = fetch_one(con, f"SELECT count(*) FROM {name}")
         out[name] = int(row[0]) if row else 0
     return out
 

@@ -86,7 +86,14 @@ def choose_source(
     """
     mode = override_source or configured
     env_dir = os.environ.get(ENV_PRICES_DIR)
-    directory = override_dir or (Path(env_dir) if env_dir else None) or snapshot
+    explicit = override_dir or (Path(env_dir) if env_dir else None)
+    if explicit is not None and not explicit.is_dir():
+        given = "--prices-dir" if override_dir else ENV_PRICES_DIR
+        raise SourceError(
+            f"the snapshot directory {explicit} given by {given} does not exist: fix the path, "
+            f"or leave it out to use the study file's snapshot or Yahoo"
+        )
+    directory = explicit or snapshot
     if mode == "yahoo":
         from impact.sources.yahoo import YahooSource
 
