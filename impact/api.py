@@ -15,8 +15,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from impact.catalog import Study, load_study
+from impact.query import TableInfo
 from impact.report import ReportFiles, render_report
 from impact.sources import choose_source
 from impact.storage import connect, fetch_one, write_run
@@ -184,3 +186,37 @@ def day0_table(study_path: str | Path) -> list[Day0Row]:
         )
         for ev in study.events
     ]
+
+
+def sql(query: str, *, db: str | Path = DEFAULT_DB, wait: float = 5.0) -> pl.DataFrame:
+    """Run read-only SQL on a database (see :func:`impact.query.run_query`)."""
+    from impact.query import run_query
+
+    return run_query(db, query, wait=wait)
+
+
+def tables(*, db: str | Path = DEFAULT_DB) -> list[TableInfo]:
+    """Tables, views and macros of a database with row counts and comments."""
+    from impact.query import list_tables
+
+    return list_tables(db)
+
+
+def schema_text() -> str:
+    """The schema as Markdown (the text of ``docs/schema.md``)."""
+    from impact.schema import schema_markdown
+
+    return schema_markdown()
+
+
+def migrate(*, db: str | Path = DEFAULT_DB) -> tuple[int, list[int]]:
+    """Upgrade a database in place to the current schema.
+
+    Returns
+    -------
+    (version, applied)
+        The version reached and the migration steps applied (empty if current).
+    """
+    from impact.storage import upgrade
+
+    return upgrade(db)

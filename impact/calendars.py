@@ -130,6 +130,8 @@ class Alignment:
     during_session: bool
     #: Weekdays between the event's local date on this exchange and day 0 that were not sessions.
     closed_weekdays: int
+    #: Calendar days from the event's local date on this exchange to day 0.
+    calendar_days: int
 
 
 def align(event_id: str, ts: datetime, sess: Sessions, tz: str) -> Alignment:
@@ -185,6 +187,7 @@ def align(event_id: str, ts: datetime, sess: Sessions, tz: str) -> Alignment:
         hours_to_close=hours,
         during_session=during,
         closed_weekdays=closed,
+        calendar_days=(day0 - local_date).days,
     )
 
 

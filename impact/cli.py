@@ -130,5 +130,76 @@ def report_cmd(run_id: int, db: str, reports_dir: str) -> None:
     click.echo(f"report: {files.markdown}")
 
 
+@main.command("sql")
+@click.argument("query", required=False)
+@click.option("-f", "--file", "sql_file", type=click.Path(exists=True, dir_okay=False),
+              help="Read the query from a .sql file instead of the argument.")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to read (opened read-only).")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")
+@click.option("--json", "fmt", flag_value="json", help="Print JSON (a list of row objects).")
+@click.option("--parquet", "parquet", type=click.Path(dir_okay=False), default=None,
+              help="Write the result to a Parquet file instead of printing it.")
+@_handle_errors
+def sql_cmd(query: str | None, sql_file: str | None, db: str, fmt: str | None,
+            parquet: str | None) -> None:
+    """Run a read-only SQL QUERY on the database and print the result.
+
+    Only reads run (SELECT, EXPLAIN, PRAGMA, CALL): DELETE, DROP, ATTACH, COPY and
+    other writes are refused before anything runs. Example:
+    impact sql "SELECT * FROM day0 WHERE event_id = 'deepseek-app-store'"
+    """
+    if (query is None) == (sql_file is None):
+        raise click.UsageError("give a QUERY or -f FILE (one of them)")
+    text = query if query is not None else Path(str(sql_file)).read_text(encoding="utf-8")
+    frame = api.sql(text, db=db)
+    if parquet:
+        frame.write_parquet(parquet)
+        click.echo(f"{frame.height} rows written to {parquet}", err=True)
+    elif fmt == "csv":
+        from impact.query import flat
+
+        click.echo(flat(frame).write_csv(), nl=False)
+    elif fmt == "json":
+        click.echo(frame.write_json())
+    else:
+        from impact.query import format_table
+
+        click.echo(format_table(frame))
+
+
+@main.command("tables")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to read.")
+@_handle_errors
+def tables_cmd(db: str) -> None:
+    """List the database's tables and views with row counts, and its table macros."""
+    rows = api.tables(db=db)
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        count = "" if r.rows is None else str(r.rows)
+        click.echo(f"{r.name:<{width}}  {r.kind:<5}  {count:>7}  {r.comment}")
+
+
+@main.command("schema")
+def schema_cmd() -> None:
+    """Print the database schema with every comment (the text of docs/schema.md)."""
+    click.echo(api.schema_text())
+
+
+@main.command("migrate")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to upgrade in place.")
+@_handle_errors
+def migrate_cmd(db: str) -> None:
+    """Upgrade an older database to the current schema, in place, one step per transaction."""
+    version, applied = api.migrate(db=db)
+    if applied:
+        click.echo(f"{db}: upgraded to schema version {version} "
+                   f"(steps {', '.join(map(str, applied))})")
+    else:
+        click.echo(f"{db}: already at schema version {version}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -85,6 +85,10 @@ class PriceFileError(InputError):
     """A price snapshot file is malformed."""
 
 
+class QueryError(InputError):
+    """A query given to ``impact sql`` was refused or failed (DuckDB's message is kept)."""
+
+
 class DataError(ImpactError):
     """The data do not support the requested study (e.g. too little history)."""
 

@@ -235,7 +235,7 @@ def compute_study(
          "event_ts": a.ts.astimezone(UTC).replace(tzinfo=None), "day0": a.day0,
          "day0_open": a.day0_open_utc, "day0_close": a.day0_close_utc,
          "hours_to_close": a.hours_to_close, "during_session": a.during_session,
-         "closed_weekdays": a.closed_weekdays}
+         "closed_weekdays": a.closed_weekdays, "calendar_days": a.calendar_days}
         for a in aligned.values()
     ]
     return StudyRun(

@@ -8,7 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "impact"
 LOWER = ["catalog.py", "calendars.py", "estimation.py", "returns.py", "frames.py",
          "errors.py", "study.py", "storage.py", "sources/__init__.py", "sources/snapshot.py",
-         "sources/yahoo.py"]
+         "sources/yahoo.py", "schema.py", "migrations.py", "query.py"]
 
 
 def imports(path: Path) -> set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from impact import storage
+from impact import schema, storage
 from impact.errors import DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_schema_doc_is_current() -> None:
     doc = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
-    assert doc == storage.schema_markdown() + "\n", (
+    assert doc == schema.schema_markdown() + "\n", (
         "docs/schema.md is stale: regenerate with "
         "'python -m impact.storage > docs/schema.md'")
 
