@@ -19,7 +19,7 @@ import polars as pl
 
 from impact.catalog import Study, load_study
 from impact.query import TableInfo
-from impact.report import ReportFiles, render_report
+from impact.report import ReportFiles, StagedReport, render_report, stage_report
 from impact.sources import choose_source
 from impact.storage import connect, fetch_one, write_run
 from impact.study import compute_study
@@ -107,15 +107,21 @@ def run(
             _remove_db(db_path)
         raise
     try:
-        rendered: list[ReportFiles] = []
+        staged: list[StagedReport] = []
 
         def _render(c: duckdb.DuckDBPyConnection, run_id: int) -> None:
             if reports_dir is not None:
                 say("rendering the report")
-                rendered.append(render_report(c, run_id, Path(reports_dir) / study.name))
+                staged.append(stage_report(c, run_id, Path(reports_dir) / study.name))
 
-        summary = write_run(con, computed, command=command, before_commit=_render)
-        report = rendered[0] if rendered else None
+        try:
+            summary = write_run(con, computed, command=command, before_commit=_render)
+        except BaseException:
+            for s in staged:
+                s.discard()
+            raise
+        # the run is stored: now the report replaces the previous one
+        report = staged[0].commit() if staged else None
     except BaseException:
         con.close()
         if not existed:

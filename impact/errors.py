@@ -28,6 +28,8 @@ class ExitCode(IntEnum):
     SOURCE = 5
     #: The database could not be opened or written (locked, not an impact database, ...).
     DATABASE = 6
+    #: An output file or folder could not be written (e.g. the report folder).
+    OUTPUT = 7
 
 
 class ImpactError(Exception):
@@ -99,6 +101,12 @@ class SourceError(ImpactError):
     """A price source could not deliver (network down, ticker unknown to the source)."""
 
     exit_code = ExitCode.SOURCE
+
+
+class OutputError(ImpactError):
+    """A report or output file could not be written."""
+
+    exit_code = ExitCode.OUTPUT
 
 
 class DatabaseError(ImpactError):

@@ -12,9 +12,11 @@ definitions are those of ``../shared/docs/methods.md`` (MacKinlay 1997):
   ``s^2 [L + L^2/L1 + (sum_W (R_m - Rbar_m))^2 / S_mm]``);
 * ``t = CAR / sqrt(Var(CAR))`` against ``t(L1 - k)``;
 * the sample-quantile (SQ) test of Gelbach, Helland and Klick (2013): the share
-  of the estimation window's L-day sums of residuals at least as extreme (in
-  absolute value) as the CAR; for one day, the share of residuals with
-  ``|e| >= |AR_0|``, so the most extreme residual itself has p = 1/L1;
+  of the estimation window's L-day sums of residuals at least as extreme as the
+  CAR in the direction of the CAR, ``min(share(sums <= CAR), share(sums >= CAR))``
+  (one-sided; double it for a two-sided test). It uses the empirical quantiles,
+  so it stays valid when the sums are not centred on zero (market-adjusted
+  model). The most extreme residual itself has p = 1/L1;
 * BHAR: ``prod(1 + R) - prod(1 + E[R])`` over the window.
 """
 
@@ -109,7 +111,7 @@ class CarResult:
     t: float = float("nan")
     df: int = 0
     p: float = float("nan")
-    #: Sample-quantile p-value (two-sided), and the number of L-day sums it used.
+    #: Sample-quantile p-value (one-sided, in the CAR's direction), and the number of sums.
     sq_p: float = float("nan")
     sq_n: int = 0
     bhar: float = float("nan")
@@ -187,9 +189,11 @@ def fit(series: EventSeries, model: str, estimation: tuple[int, int],
 
     in_ev = (rel >= event[0]) & (rel <= event[1])
     ev_ok = ok[in_ev]
-    x_w, off_w = _design(model, np.where(np.isfinite(series.mkt[in_ev]), series.mkt[in_ev], 0.0))
+    mkt_ok = np.isfinite(series.mkt[in_ev])
+    x_w, off_w = _design(model, np.where(mkt_ok, series.mkt[in_ev], 0.0))
     expected = off_w + (x_w @ params if k else 0.0)
-    expected = np.where(ev_ok | (~uses_mkt), expected, np.nan)
+    if uses_mkt:  # no benchmark return, no expected return: never a made-up value
+        expected = np.where(mkt_ok, expected, np.nan)
     ret_w = series.ret[in_ev]
     ar = np.where(ev_ok, ret_w - expected, np.nan)
     cov = s2 * (np.eye(len(ar)) + (x_w @ xtx_inv @ x_w.T if k else 0.0))
@@ -228,7 +232,7 @@ def moving_sums(resid: np.ndarray, length: int) -> np.ndarray:
 
 
 def sq_pvalue(value: float, resid: np.ndarray, length: int) -> tuple[float, int]:
-    """Sample-quantile p-value of an L-day abnormal return (two-sided).
+    """Sample-quantile p-value of an L-day abnormal return (one-sided, observed direction).
 
     Parameters
     ----------
@@ -242,14 +246,14 @@ def sq_pvalue(value: float, resid: np.ndarray, length: int) -> tuple[float, int]
     Returns
     -------
     (p, n)
-        The share of the n estimation-window L-day sums whose absolute value is at
-        least ``|value|``, and n. p = 0 means more extreme than every sum
-        (p < 1/n); NaN if there is no sum.
+        ``min(share of sums <= value, share of sums >= value)`` over the n
+        estimation-window L-day sums, and n. p = 0 means more extreme than every
+        sum (p < 1/n); NaN if there is no sum.
     """
     sums = moving_sums(resid, length)
     if sums.size == 0 or not np.isfinite(value):
         return float("nan"), int(sums.size)
-    return float(np.mean(np.abs(sums) >= abs(value))), int(sums.size)
+    return float(min(np.mean(sums <= value), np.mean(sums >= value))), int(sums.size)
 
 
 def t_pvalue(t: float, df: int) -> float:

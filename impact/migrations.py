@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from impact.schema import SCHEMA_VERSION, interface_sql
+from impact.schema import SCHEMA_VERSION, TABLES, interface_sql
 
 
 @dataclass(frozen=True)
@@ -188,8 +188,27 @@ def _v1(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v2(con: duckdb.DuckDBPyConnection) -> None:
-    """Exchanges table, event_days.calendar_days, migration history."""
+    """Exchanges, events keyed by study, run-scoped details, migration history."""
     from impact.calendars import exchange_tz
+
+    # events: keyed by (study, event_id) so that two studies may share an id
+    con.execute(
+        "CREATE TABLE events_v2 (event_id VARCHAR, ts TIMESTAMPTZ, ts_local VARCHAR, "
+        "tz VARCHAR, date_only BOOLEAN, date_end DATE, title VARCHAR, source VARCHAR, "
+        "category VARCHAR, notes VARCHAR, url VARCHAR, study VARCHAR, "
+        "PRIMARY KEY (study, event_id))")
+    con.execute("INSERT INTO events_v2 SELECT * FROM events")
+    con.execute("DROP TABLE events")
+    con.execute("ALTER TABLE events_v2 RENAME TO events")
+    # run ids come from max(run_id) + 1 inside the run's transaction: no gaps
+    con.execute("DROP SEQUENCE runs_seq")
+    con.execute("ALTER TABLE model_fits ADD COLUMN est_window_start DATE")
+    con.execute("ALTER TABLE model_fits ADD COLUMN est_window_end DATE")
+    con.execute("ALTER TABLE model_fits ADD COLUMN n_excluded INTEGER")
+    con.execute("ALTER TABLE abnormal_returns ADD COLUMN basis VARCHAR")
+    con.execute("UPDATE abnormal_returns SET basis = r.basis FROM returns r "
+                "WHERE r.ticker = abnormal_returns.ticker AND r.date = abnormal_returns.date")
+    con.execute("ALTER TABLE car ADD COLUMN other_events VARCHAR")
 
     con.execute("CREATE TABLE _impact_migrations (version INTEGER PRIMARY KEY, "
                 "description VARCHAR, applied_at TIMESTAMP)")
@@ -211,7 +230,9 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "first schema: events, prices, returns, runs and results", _v1),
-    Migration(2, "exchanges table, event_days.calendar_days, migration history", _v2),
+    Migration(2, "exchanges; events keyed by (study, event_id); calendar_days, nominal "
+                 "estimation windows, return basis and overlapping events per run; no sequence",
+              _v2),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
 
@@ -258,11 +279,37 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> lis
                     con.execute("INSERT INTO _impact_migrations VALUES (1, ?, NULL)",
                                 [MIGRATIONS[0].description])
             if m.version == target == SCHEMA_VERSION:
-                for stmt in interface_sql():
-                    con.execute(stmt)
+                apply_interface(con)
         except BaseException:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
         done.append(m.version)
     return done
+
+
+def apply_interface(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the views and macros and every comment, including each view column's.
+
+    A view column's comment is the one declared with the view, else the comment of
+    the table column of the same name.
+    """
+    from impact.schema import VIEWS
+
+    for stmt in interface_sql():
+        con.execute(stmt)
+    by_name: dict[str, str] = {}
+    for t in TABLES:
+        for c in t.columns:
+            by_name.setdefault(c.name, c.comment)
+    for v in VIEWS:
+        cols = [r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+            "AND database_name = current_database() ORDER BY column_index", [v.name]
+        ).fetchall()]
+        for col in cols:
+            comment = v.columns.get(col) or by_name.get(col)
+            if comment is None:
+                raise ValueError(f"view {v.name}: column {col} has no comment; declare it")
+            quoted = "'" + comment.replace("'", "''") + "'"
+            con.execute(f'COMMENT ON COLUMN {v.name}."{col}" IS {quoted}')

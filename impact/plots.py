@@ -26,7 +26,8 @@ def _new_ax(ax: Any, size: tuple[float, float]) -> Any:
     return ax
 
 
-def plot_car_paths(ars: pl.DataFrame, labels: dict[str, str], ax: Any = None) -> Any:
+def plot_car_paths(ars: pl.DataFrame, labels: dict[str, str], ax: Any = None, *,
+                   title: str = "Cumulative abnormal returns") -> Any:
     """Cumulative abnormal return by relative day, one line per security, with 95% bands.
 
     Parameters
@@ -53,14 +54,14 @@ def plot_car_paths(ars: pl.DataFrame, labels: dict[str, str], ax: Any = None) ->
     ax.axvline(0, color="grey", ls="--", lw=0.8)
     ax.set_xlabel("sessions relative to day 0 (each security's own exchange)")
     ax.set_ylabel("CAR, % (95% band)")
-    ax.set_title("Cumulative abnormal returns (market model)")
+    ax.set_title(title)
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
     return ax
 
 
 def plot_indexed_prices(
-    series: dict[str, tuple[list[datetime], list[float]]],
+    series: dict[str, tuple[list[datetime], list[float | None]]],
     closures: dict[str, list[tuple[datetime, datetime]]],
     events: list[tuple[datetime, str]],
     ax: Any = None,
@@ -70,8 +71,8 @@ def plot_indexed_prices(
     Parameters
     ----------
     series
-        Label -> (instants of the closes in UTC, index values). Labels starting
-        with ``^`` (benchmarks) are drawn dashed.
+        Label -> (instants of the closes in UTC, index values; None breaks the
+        line). Labels starting with ``^`` (benchmarks) are drawn dashed.
     closures
         Exchange label -> (start, end) UTC spans of weekdays on which it was closed.
     events
@@ -81,7 +82,8 @@ def plot_indexed_prices(
     """
     ax = _new_ax(ax, (10, 6))
     for i, (label, (xs, values)) in enumerate(series.items()):
-        ax.plot(xs, values, marker=".", ms=5, lw=1.3, color=_COLORS[i % len(_COLORS)],
+        ys = [float("nan") if v is None else v for v in values]
+        ax.plot(xs, ys, marker=".", ms=5, lw=1.3, color=_COLORS[i % len(_COLORS)],
                 label=label, ls="--" if label.startswith("^") else "-")
     shade_colors = ["#f2c14e", "#9ecae1"]
     for j, (label, spans) in enumerate(closures.items()):

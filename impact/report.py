@@ -22,7 +22,7 @@ import polars as pl
 
 from impact import plots
 from impact.calendars import exchange_tz, sessions
-from impact.errors import DataError
+from impact.errors import DataError, OutputError
 
 _EXCHANGE_LABEL = {"XNYS": "NYSE/Nasdaq", "XKRX": "KRX"}
 
@@ -60,6 +60,19 @@ def _p(x: float | None) -> str:
     return "<0.0001" if x < 1e-4 else f"{x:.4f}"
 
 
+def _p_eq(x: float | None) -> str:
+    """'p = 0.0123' or 'p < 0.0001' for running text."""
+    if x is None:
+        return "p n/a"
+    return "p < 0.0001" if x < 1e-4 else f"p = {x:.4f}"
+
+
+def _sq_eq(p: float | None, n: int | None) -> str:
+    """'= 0.012' or '< 1/225' for running text."""
+    text = _sq(p, n)
+    return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
+
+
 def _sq(p: float | None, n: int | None) -> str:
     if p is None:
         return "n/a"
@@ -79,6 +92,86 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+class StagedReport:
+    """A report written to a temporary folder beside its destination.
+
+    :meth:`commit` swaps it into place (the previous report is restored if the
+    swap fails); :meth:`discard` removes it. ``impact run`` stages the report
+    inside the database transaction and commits it only after the run is stored.
+    """
+
+    def __init__(self, tmp: Path, out: Path, figures: tuple[str, ...]) -> None:
+        self.tmp = tmp
+        self.out = out
+        self.figure_names = figures
+
+    def commit(self) -> ReportFiles:
+        """Move the staged report into place."""
+        out, backup = self.out, self.out.with_name(f".{self.out.name}.old")
+        try:
+            if backup.exists():
+                shutil.rmtree(backup)
+            if out.exists():
+                out.rename(backup)
+            try:
+                self.tmp.rename(out)
+            except OSError:
+                if backup.exists() and not out.exists():
+                    backup.rename(out)
+                raise
+            if backup.exists():
+                shutil.rmtree(backup)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write the report to {out}: {exc}") from None
+        return ReportFiles(directory=out, markdown=out / "report.md",
+                           figures=tuple(out / "figures" / f for f in self.figure_names))
+
+    def discard(self) -> None:
+        """Remove the staged files."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def stage_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Path
+                 ) -> StagedReport:
+    """Render a stored run's report into a temporary folder beside ``out_dir``.
+
+    Raises
+    ------
+    DataError
+        If the run does not exist or has no results.
+    OutputError
+        If the folder cannot be written.
+    """
+    run = _q(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    if run.height == 0:
+        raise DataError(f"there is no run {run_id} in the database")
+    r = run.row(0, named=True)
+    params = json.loads(r["params"])
+    # securities in study-file order, keyed by ticker
+    params["securities"] = {d["ticker"]: d for d in params["securities"]}
+    notes = json.loads(r["notes"]) if r["notes"] else []
+    out = Path(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write the report to {out}: {exc}") from None
+    try:
+        figs_dir = tmp / "figures"
+        figs_dir.mkdir()
+        text, figures = _compose(con, run_id, r, params, notes, params["primary_event"],
+                                 figs_dir)
+        (tmp / "report.md").write_text(text, encoding="utf-8")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write the report to {out}: {exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return StagedReport(tmp, out, tuple(f.name for f in figures))
+
+
 def render_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Path,
                   ) -> ReportFiles:
     """Write ``report.md`` and its figures for a stored run.
@@ -90,7 +183,7 @@ def render_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Pa
     run_id
         The run to render.
     out_dir
-        The report folder (e.g. ``reports/deepseek``); replaced atomically.
+        The report folder (e.g. ``reports/deepseek``); replaced as a whole.
 
     Returns
     -------
@@ -100,38 +193,10 @@ def render_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Pa
     ------
     DataError
         If the run does not exist or has no results.
+    OutputError
+        If the folder cannot be written.
     """
-    run = _q(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
-    if run.height == 0:
-        raise DataError(f"there is no run {run_id} in the database")
-    r = run.row(0, named=True)
-    params = json.loads(r["params"])
-    # securities in study-file order, keyed by ticker
-    params["securities"] = {d["ticker"]: d for d in params["securities"]}
-    notes = json.loads(r["notes"]) if r["notes"] else []
-    primary = params["primary_event"]
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        figs_dir = tmp / "figures"
-        figs_dir.mkdir()
-        text, figures = _compose(con, run_id, r, params, notes, primary, figs_dir)
-        (tmp / "report.md").write_text(text, encoding="utf-8")
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old")
-            if backup.exists():
-                shutil.rmtree(backup)
-            out.rename(backup)
-            tmp.rename(out)
-            shutil.rmtree(backup)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return ReportFiles(directory=out, markdown=out / "report.md",
-                       figures=tuple(out / "figures" / f.name for f in figures))
+    return stage_report(con, run_id, out_dir).commit()
 
 
 def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
@@ -151,13 +216,18 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
     fits = _q(con, "SELECT * FROM model_fits WHERE run_id = ?", [run_id])
     if ars.height == 0 or cars.height == 0:
         raise DataError(f"run {run_id} has no results to report")
+    # run-scoped: the event-window rows this run used
     basis = _q(con, """
-        SELECT ticker, basis, count(*) AS n, min(date) AS first, max(date) AS last
-        FROM returns WHERE ticker IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY ALL
-        """, [tickers + sorted({v["benchmark"] for v in params["securities"].values()})])
+        SELECT ticker, coalesce(basis, 'n/a') AS basis, count(DISTINCT date) AS n,
+               min(date) AS first, max(date) AS last
+        FROM abnormal_returns WHERE run_id = ? GROUP BY ALL ORDER BY ALL
+        """, [run_id])
 
     day0 = {(row["event_id"], row["exchange"]): row for row in days.iter_rows(named=True)}
-    main = ars.filter((pl.col("event_id") == primary) & (pl.col("model") == "market"))
+    model = "market" if "market" in params["models"] else params["models"][0]
+    nobs = {(row["event_id"], row["ticker"], row["model"]): row["nobs"]
+            for row in fits.iter_rows(named=True)}
+    main = ars.filter((pl.col("event_id") == primary) & (pl.col("model") == model))
     d0 = {row["ticker"]: row for row in main.filter(pl.col("rel_day") == 0).iter_rows(named=True)}
 
     lines: list[str] = [f"# {params.get('title') or r['study']}: event study report", ""]
@@ -170,9 +240,9 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
         ex = params["securities"][t]["exchange"]
         parts.append(
             f"{label[t]} ({t}) moved {_pct(row['ret'])} on its day 0, {row['date']} "
-            f"({_EXCHANGE_LABEL.get(ex, ex)}); the abnormal part under the market model is "
-            f"{_pct(row['ar'])} (t = {_num(row['t'])}, p = {_p(row['p'])}, sample-quantile "
-            f"p = {_sq(row['sq_p'], None)})"
+            f"({_EXCHANGE_LABEL.get(ex, ex)}); the abnormal part under the {model} model is "
+            f"{_pct(row['ar'])} (t = {_num(row['t'])}, {_p_eq(row['p'])}, sample-quantile "
+            f"p {_sq_eq(row['sq_p'], nobs.get((primary, t, model)))})"
         )
     lines += [
         f"**{ev_title.get(primary, primary)}.** " + "; ".join(parts) + ".",
@@ -200,9 +270,9 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
 
     # --- raw and abnormal returns on day 0
     lines += ["## Raw and abnormal returns on day 0", "",
-              f"Event `{primary}`; market model; t against t(df) with the forecast-error "
+              f"Event `{primary}`; {model} model; t against t(df) with the forecast-error "
               f"correction; SQ = sample-quantile p-value (share of estimation-window residuals "
-              f"at least as large in absolute value).", ""]
+              f"at least as extreme in the direction of the AR; one-sided).", ""]
     rows = []
     for t in tickers:
         row = d0.get(t)
@@ -210,7 +280,8 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
             continue
         rows.append([label[t], t, str(row["date"]), _pct(row["ret"]),
                      _pct(row["benchmark_ret"]), _pct(row["expected_ret"]), _pct(row["ar"]),
-                     _num(row["t"]), _p(row["p"]), _sq(row["sq_p"], None)])
+                     _num(row["t"]), _p(row["p"]),
+                     _sq(row["sq_p"], nobs.get((primary, t, model)))])
     lines += _table(["security", "ticker", "day 0", "return", "benchmark", "expected", "AR",
                      "t", "p", "SQ p"], rows)
 
@@ -218,58 +289,72 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
     lines += ["## Cumulative abnormal returns", "",
               "Var(CAR) = s² [L + L²/L1 + (Σ_W (R_m − R̄_m))² / S_mm] (market model; the general "
               "form 1′V1 for the others). SQ p compares the CAR with every L-day sum of "
-              "estimation-window residuals.", ""]
-    for model in params["models"]:
-        sub = cars.filter((pl.col("event_id") == primary) & (pl.col("model") == model))
+              "estimation-window residuals (one-sided, in the CAR's direction). The last column "
+              "names other studied events whose day 0 falls inside the window.", ""]
+    for m in params["models"]:
+        sub = cars.filter((pl.col("event_id") == primary) & (pl.col("model") == m))
         rows = []
         for row in sub.sort(["ticker", "window_start", "window_end"]).iter_rows(named=True):
             win = f"[{row['window_start']:+d}, {row['window_end']:+d}]"
             if row["status"] != "ok":
                 rows.append([label.get(row["ticker"], row["ticker"]), win, "not computed: "
-                             + _md(row["reason"] or ""), "", "", "", "", ""])
+                             + _md(row["reason"] or ""), "", "", "", "", "", ""])
                 continue
             rows.append([label.get(row["ticker"], row["ticker"]), win, _pct(row["car"]),
                          _pct_abs(row["se"]), _num(row["t"]), _p(row["p"]),
-                         _sq(row["sq_p"], row["sq_n"]), _pct(row["bhar"])])
-        lines += [f"### Model: {model}", ""]
-        lines += _table(["security", "window", "CAR", "s.e.", "t", "p", "SQ p", "BHAR"], rows)
+                         _sq(row["sq_p"], row["sq_n"]), _pct(row["bhar"]),
+                         _md(row["other_events"] or "")])
+        lines += [f"### Model: {m}", ""]
+        lines += _table(["security", "window", "CAR", "s.e.", "t", "p", "SQ p", "BHAR",
+                         "other events inside"], rows)
 
     # --- figures
     figures: list[Path] = []
     ax = plots.plot_car_paths(main.select("ticker", "rel_day", "car", "car_se"),
-                              {t: f"{label[t]} ({t})" for t in tickers})
+                              {t: f"{label[t]} ({t})" for t in tickers},
+                              title=f"Cumulative abnormal returns ({model} model)")
     fig = figs_dir / "car_paths.png"
     plots.save(ax, str(fig))
     figures.append(fig)
-    fig2 = _indexed_prices_figure(con, params, events, tickers, label, primary, days, figs_dir)
+    fig2 = _indexed_prices_figure(con, params, events, tickers, label, primary, days,
+                                  main, figs_dir)
     figures.append(fig2)
     lines += ["## Figures", "",
               f"![CAR paths with 95% bands](figures/{fig.name})", "",
-              "CAR from the first event-window day, market model, with 95% bands from the "
+              f"CAR from the first event-window day, {model} model, with 95% bands from the "
               "forecast-error-corrected variance.", "",
               f"![Prices indexed to 100](figures/{fig2.name})", "",
               "Securities (solid) and benchmarks (dashed) indexed to 100 at the last close "
-              "before the shock, in calendar time; weekdays on which an exchange was closed are "
-              "shaded, and the studied events are marked.", ""]
+              "before the shock, in calendar time (each point at its session's close, UTC); "
+              "weekdays on which an exchange was closed are shaded, and the studied events are "
+              "marked. A line stops at a missing price.", ""]
 
     # --- other studied events
     others = [e for e in params["events"] if e != primary]
     if others:
+        wins = [(int(w[0]), int(w[1])) for w in params["windows"]["car"]][:2]
+        names = [f"CAR[{a:+d}, {b:+d}]" for a, b in wins]
         lines += ["## Other studied events", "",
-                  "Market model, CAR[0, 0] and CAR[0, +1] on each security's own day 0.", ""]
+                  f"{model} model, {' and '.join(names)} on each security's own day 0.", ""]
         rows = []
         for e in others:
             for t in tickers:
                 c = {(row["window_start"], row["window_end"]): row for row in cars.filter(
                     (pl.col("event_id") == e) & (pl.col("ticker") == t)
-                    & (pl.col("model") == "market")).iter_rows(named=True)}
+                    & (pl.col("model") == model)).iter_rows(named=True)}
                 a = day0.get((e, params["securities"][t]["exchange"]))
-                c0, c1 = c.get((0, 0)), c.get((0, 1))
-                rows.append([f"`{e}`", label[t], str(a["day0"]) if a else "",
-                             _pct(c0["car"]) if c0 else "", _num(c0["t"]) if c0 else "",
-                             _pct(c1["car"]) if c1 else "", _num(c1["t"]) if c1 else ""])
-        lines += _table(["event", "security", "day 0", "CAR[0,0]", "t", "CAR[0,+1]", "t"],
-                        rows)
+                cells = [f"`{e}`", label[t], str(a["day0"]) if a else ""]
+                for cwin in wins:
+                    cw = c.get(cwin)
+                    if cw is not None and cw["status"] == "ok":
+                        cells += [_pct(cw["car"]), _num(cw["t"])]
+                    else:
+                        cells += ["n/a", ""]
+                rows.append(cells)
+        header = ["event", "security", "day 0"]
+        for n in names:
+            header += [n, "t"]
+        lines += _table(header, rows)
 
     # --- model fits
     lines += ["## Estimation", "",
@@ -282,9 +367,10 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
         rows.append([label.get(row["ticker"], row["ticker"]), row["model"],
                      row["benchmark"] or "", _num(row["alpha"], 5), _num(row["beta"], 3),
                      _num(row["sigma"], 5), _num(row["r2"], 3), str(row["nobs"]),
-                     f"{row['est_start']} .. {row['est_end']}"])
+                     f"{row['est_window_start']} .. {row['est_window_end']} "
+                     f"({row['n_excluded']})"])
     lines += _table(["security", "model", "benchmark", "alpha", "beta", "sigma", "R²", "L1",
-                     "estimation window"], rows)
+                     "estimation window (sessions left out)"], rows)
 
     # --- timeline
     lines += ["## Event timeline", "", "Confounding news is marked ⚠.", ""]
@@ -299,11 +385,12 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
 
     # --- data provenance
     lines += ["## Data", "", f"Prices: `{r['price_source']}`.", "",
-              "Return basis per ticker (adj_close: adjusted close; close+dividends: close plus "
-              "cash dividends on ex-dates; close: close only; gap: no price).", ""]
+              "Return basis of the event-window returns per security (adj_close: adjusted "
+              "close; close+dividends: close plus cash dividends on ex-dates; close: close "
+              "only; gap: no price).", ""]
     rows = [[b["ticker"], b["basis"], str(b["n"]), f"{b['first']} .. {b['last']}"]
             for b in basis.iter_rows(named=True)]
-    lines += _table(["ticker", "basis", "returns", "dates"], rows)
+    lines += _table(["ticker", "basis", "sessions", "dates"], rows)
     if notes:
         lines += ["Notes:", ""] + [f"- {_md(n)}" for n in notes] + [""]
 
@@ -319,50 +406,54 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
 
 def _indexed_prices_figure(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
                            events: pl.DataFrame, tickers: list[str], label: dict[str, str],
-                           primary: str, days: pl.DataFrame, figs_dir: Path) -> Path:
-    """Prices indexed to 100, each close placed at its real instant (UTC)."""
-    benchmarks = sorted({v["benchmark"] for v in params["securities"].values()})
+                           primary: str, days: pl.DataFrame, main: pl.DataFrame,
+                           figs_dir: Path) -> Path:
+    """Prices indexed to 100 over the event window, each close at its real instant (UTC).
+
+    Built from the run's own rows (``abnormal_returns``: each security's return and
+    its benchmark's), so a later run cannot change an older run's figure.
+    """
     exchange_of = {t: v["exchange"] for t, v in params["securities"].items()}
-    sec_rows = _q(con, "SELECT ticker, exchange FROM securities")
-    for row in sec_rows.iter_rows(named=True):
-        exchange_of.setdefault(row["ticker"], row["exchange"])
+    bench_of = {t: v["benchmark"] for t, v in params["securities"].items()}
     d0s = days.filter(pl.col("event_id") == primary)["day0"].to_list()
-    lo = min(d0s) - timedelta(days=14)
-    hi = max(d0s) + timedelta(days=14)
     base_day = min(d0s)
-    rets = _q(con, "SELECT ticker, date, ret FROM returns WHERE ticker IN "
-                   "(SELECT unnest(?::VARCHAR[])) AND date BETWEEN ? AND ? ORDER BY ticker, date",
-              [tickers + benchmarks, lo, hi])
+    series_rets: dict[str, tuple[str, list[tuple[date, float | None]]]] = {}
+    for t in tickers:
+        g = main.filter(pl.col("ticker") == t).sort("date")
+        series_rets[t] = (exchange_of[t], list(zip(g["date"], g["ret"], strict=True)))
+        b = bench_of[t]
+        if b not in series_rets:
+            series_rets[b] = (exchange_of[t], list(zip(g["date"], g["benchmark_ret"],
+                                                       strict=True)))
+    all_dates = [d for _, rows in series_rets.values() for d, _ in rows]
+    lo, hi = min(all_dates), max(all_dates)
     close_at: dict[str, dict[date, datetime]] = {}
     for ex in sorted(set(exchange_of.values())):
-        sess = sessions(ex, lo - timedelta(days=7), hi + timedelta(days=7))
+        sess = sessions(ex, lo - timedelta(days=10), hi + timedelta(days=10))
         close_at[ex] = {d: c.astype("datetime64[us]").item()
                         for d, c in zip(sess.dates, sess.closes, strict=True)}
-    series: dict[str, tuple[list[datetime], list[float]]] = {}
-    for t in tickers + benchmarks:
-        g = rets.filter(pl.col("ticker") == t)
-        closes = close_at[exchange_of[t]]
-        # index 100 at the last close before the first day 0 of the shock
-        before = list(zip(g.filter(pl.col("date") < base_day)["date"].to_list(),
-                          g.filter(pl.col("date") < base_day)["ret"].to_list(), strict=True))
-        after = list(zip(g.filter(pl.col("date") >= base_day)["date"].to_list(),
-                         g.filter(pl.col("date") >= base_day)["ret"].to_list(), strict=True))
-        back: list[tuple[datetime, float]] = []
-        level = 100.0
+    series: dict[str, tuple[list[datetime], list[float | None]]] = {}
+    for t, (ex, rows) in series_rets.items():
+        closes = close_at[ex]
+        before = [(d, r) for d, r in rows if d < base_day]
+        after = [(d, r) for d, r in rows if d >= base_day]
+        # 100 at the last close before the shock; a missing return ends the line
+        points: list[tuple[datetime, float | None]] = []
+        level: float | None = 100.0
         for d, ret in reversed(before):
-            back.append((closes[d], level))
-            level = level / (1 + ret) if ret is not None else level
-        points = list(reversed(back))
+            points.append((closes[d], level))
+            level = None if level is None or ret is None else level / (1 + ret)
+        points.reverse()
         level = 100.0
         for d, ret in after:
-            level = level * (1 + ret) if ret is not None else level
+            level = None if level is None or ret is None else level * (1 + ret)
             points.append((closes[d], level))
         name = label.get(t, t)
         series[f"{name} ({t})" if name != t else t] = (
             [p[0] for p in points], [p[1] for p in points])
     closures: dict[str, list[tuple[datetime, datetime]]] = {}
-    for ex in sorted({v["exchange"] for v in params["securities"].values()}):
-        sess_days = set(sessions(ex, lo, hi).dates)
+    for ex in sorted(set(exchange_of.values())):
+        sess_days = set(sessions(ex, lo - timedelta(days=10), hi + timedelta(days=10)).dates)
         zone = _tzinfo(ex)
         spans = []
         for i in range((hi - lo).days + 1):

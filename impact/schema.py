@@ -9,7 +9,7 @@ gives exactly the tables declared here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Version of the schema written by this code; stored in ``_impact_meta``.
 SCHEMA_VERSION = 2
@@ -71,8 +71,8 @@ TABLES: tuple[Table, ...] = (
            "market-closure or confounder."),
         _c("notes", "VARCHAR", "Remarks for the study (may be empty)."),
         _c("url", "VARCHAR", "Link to the source, if any."),
-        _c("study", "VARCHAR", "Name of the study file that defines the event."),
-    ), ("event_id",)),
+        _c("study", "VARCHAR", "Name of the study that defines the event (study.name)."),
+    ), ("study", "event_id")),
     Table("securities", "Securities and benchmark indices with their exchange calendars.", (
         TICKER,
         _c("name", "VARCHAR", "Name in English."),
@@ -170,6 +170,11 @@ TABLES: tuple[Table, ...] = (
         _c("df", "INTEGER", "Degrees of freedom of the t tests, nobs - k."),
         _c("est_start", "DATE", "First estimation-window session used."),
         _c("est_end", "DATE", "Last estimation-window session used."),
+        _c("est_window_start", "DATE", "First session of the nominal estimation window "
+           "(NULL for runs stored before schema 2)."),
+        _c("est_window_end", "DATE", "Last session of the nominal estimation window."),
+        _c("n_excluded", "INTEGER", "Sessions of the nominal window left out because they lie "
+           "in another studied event's event window."),
     ), ("run_id", "event_id", "ticker", "model")),
     Table("abnormal_returns", "Daily abnormal returns over each event window.", (
         RUN_ID, EVENT_ID, TICKER, MODEL,
@@ -183,10 +188,12 @@ TABLES: tuple[Table, ...] = (
            "(S_it)."),
         _c("t", "DOUBLE", "Standardized AR = ar / se, distributed t(df)."),
         _c("p", "DOUBLE", "Two-sided p-value of t."),
-        _c("sq_p", "DOUBLE", "Sample-quantile p-value: share of estimation-window residuals "
-           "with |e| >= |ar| (0 = more extreme than all)."),
+        _c("sq_p", "DOUBLE", "Sample-quantile p-value, one-sided in the direction of ar: "
+           "min(share of estimation residuals <= ar, share >= ar); 0 = beyond all of them."),
         _c("car", "DOUBLE", "Cumulative AR from the first event-window day to this day."),
         _c("car_se", "DOUBLE", "Standard error of car (forecast-error corrected)."),
+        _c("basis", "VARCHAR", "How ret was computed: adj_close, close+dividends, close, or "
+           "gap (see returns.basis)."),
     ), ("run_id", "event_id", "ticker", "model", "date")),
     Table("car", "Cumulative abnormal returns over the study's CAR windows, with the "
           "single-security t and sample-quantile tests and the buy-and-hold abnormal return.", (
@@ -202,23 +209,27 @@ TABLES: tuple[Table, ...] = (
         _c("t", "DOUBLE", "car / se."),
         _c("df", "INTEGER", "Degrees of freedom, nobs - k."),
         _c("p", "DOUBLE", "Two-sided p-value of t under t(df)."),
-        _c("sq_p", "DOUBLE", "Sample-quantile p-value (Gelbach-Helland-Klick): share of "
-           "estimation-window n_days-day residual sums with |sum| >= |car|."),
+        _c("sq_p", "DOUBLE", "Sample-quantile p-value (Gelbach-Helland-Klick), one-sided in "
+           "the direction of car: min(share of estimation-window n_days-day residual sums "
+           "<= car, share >= car); 0 = beyond all of them."),
         _c("sq_n", "INTEGER", "Number of estimation-window sums behind sq_p."),
         _c("bhar", "DOUBLE", "Buy-and-hold abnormal return: prod(1+ret) - "
            "prod(1+expected_ret)."),
         _c("status", "VARCHAR", "ok, or incomplete when a day of the window has no AR."),
         _c("reason", "VARCHAR", "Why the window is incomplete."),
+        _c("other_events", "VARCHAR", "Other studied events whose day 0 on this exchange falls "
+           "inside the window (comma-separated; NULL if none): the CAR mixes their effects."),
     ), ("run_id", "event_id", "ticker", "model", "window_start", "window_end")),
 )
 
 @dataclass(frozen=True)
 class View:
-    """A view: name, comment, SQL."""
+    """A view: name, comment, SQL, and comments of the columns not named after a table's."""
 
     name: str
     comment: str
     sql: str
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,7 +247,8 @@ VIEWS: tuple[View, ...] = (
          "SELECT * FROM runs QUALIFY row_number() OVER (PARTITION BY study "
          "ORDER BY run_id DESC) = 1"),
     View("latest_car", "CARs of the latest run of each study (car rows plus the study name).",
-         "SELECT r.study, c.* FROM car c JOIN latest_runs r USING (run_id)"),
+         "SELECT r.study, c.* FROM car c JOIN latest_runs r USING (run_id)",
+         {"study": "Study name of the run."}),
     View("latest_abnormal_returns", "Daily abnormal returns of the latest run of each study.",
          "SELECT r.study, a.* FROM abnormal_returns a JOIN latest_runs r USING (run_id)"),
     View("latest_model_fits", "Model fits of the latest run of each study.",
@@ -249,22 +261,38 @@ VIEWS: tuple[View, ...] = (
          "day0_close_utc, round(d.hours_to_close, 2) AS hours_from_news, d.during_session, "
          "d.closed_weekdays AS sessions_lost, d.calendar_days "
          "FROM event_days d JOIN latest_runs r USING (run_id) "
-         "LEFT JOIN events e USING (event_id) LEFT JOIN exchanges x USING (exchange)"),
+         "LEFT JOIN events e ON e.study = r.study AND e.event_id = d.event_id "
+         "LEFT JOIN exchanges x USING (exchange)",
+         {"exchange_name": "Common name of the exchange.",
+          "news_local": "The event's instant as local time with its UTC offset.",
+          "day0_close_utc": "Day 0's session close, UTC.",
+          "hours_from_news": "Hours from the news to day 0's close: how long the exchange "
+                             "took to react.",
+          "sessions_lost": "Weekdays between the news and day 0 on which the exchange was "
+                           "closed (holidays)."}),
     View("caar", "Cumulative average abnormal return across the securities of each event, "
          "per run, model and window (status ok only). car_sd is the cross-sectional standard "
          "deviation; no test here: securities sharing a day 0 are cross-correlated.",
          "SELECT run_id, event_id, model, window_start, window_end, count(*) AS n, "
          "avg(car) AS caar, stddev_samp(car) AS car_sd, min(car) AS min_car, "
          "max(car) AS max_car, list(ticker ORDER BY ticker) AS tickers "
-         "FROM car WHERE status = 'ok' GROUP BY ALL"),
+         "FROM car WHERE status = 'ok' GROUP BY ALL",
+         {"n": "Securities with a complete window.",
+          "caar": "Mean CAR across the securities (equal weights).",
+          "car_sd": "Cross-sectional standard deviation of the CARs (n - 1).",
+          "min_car": "Smallest CAR.", "max_car": "Largest CAR.",
+          "tickers": "The securities averaged."}),
     View("event_timeline", "Every catalog event in time order with its day 0 on each exchange "
          "(latest run of its study); confounders flagged.",
          "SELECT e.ts, e.ts_local, e.tz, e.event_id, e.category, "
          "e.category = 'confounder' AS is_confounder, e.title, e.source, e.study, "
          "string_agg(d.exchange || ' ' || strftime(d.day0, '%Y-%m-%d'), ', ' "
          "ORDER BY d.exchange) AS day0s "
-         "FROM events e LEFT JOIN (SELECT d.* FROM event_days d JOIN latest_runs USING "
-         "(run_id)) d USING (event_id) GROUP BY ALL ORDER BY e.ts"),
+         "FROM events e LEFT JOIN (SELECT r.study, d.* FROM event_days d JOIN latest_runs r "
+         "USING (run_id)) d ON d.study = e.study AND d.event_id = e.event_id "
+         "GROUP BY ALL ORDER BY e.ts",
+         {"is_confounder": "True for confounding news (category confounder).",
+          "day0s": "Day 0 on each exchange, e.g. 'XKRX 2025-01-31, XNYS 2025-01-27'."}),
 )
 
 MACROS: tuple[Macro, ...] = (
@@ -285,7 +313,8 @@ MACROS: tuple[Macro, ...] = (
           "SELECT d.exchange, d.day0, d.event_id, e.title, e.source "
           "FROM win JOIN day0 d ON d.exchange = win.exchange "
           "AND d.day0 BETWEEN win.first_day AND win.last_day "
-          "JOIN events e USING (event_id) WHERE e.category = 'confounder' "
+          "JOIN events e ON e.study = d.study AND e.event_id = d.event_id "
+          "WHERE e.category = 'confounder' "
           "ORDER BY d.day0, d.exchange, d.event_id"),
 )
 

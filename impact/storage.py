@@ -292,7 +292,7 @@ def write_run(
                             ("amount", "currency", "source"))
         n_returns = _upsert_changed(con, "returns", returns, ("ticker", "date"),
                                     ("prev_date", "ret", "basis", "source"))
-        row = fetch_one(con, "SELECT nextval('runs_seq')")
+        row = fetch_one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")
         assert row is not None
         run_id = int(row[0])
         con.execute(

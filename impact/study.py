@@ -116,19 +116,31 @@ def compute_study(
 
     tickers = list(study.all_tickers)
     say(f"fetching prices for {len(tickers)} tickers from {source.name}")
-    data = source.fetch(tickers, start, end)
+    exchange_of = {t: study.instrument(t).exchange for t in tickers}
+    data = source.fetch(tickers, start, end,
+                        timezones={t: tz_of_ex[ex] for t, ex in exchange_of.items()})
     notes = list(data.notes)
-    sess_of_ticker = {t: sess_of_ex[study.instrument(t).exchange] for t in tickers}
-    rr = compute_returns(data.prices, data.dividends, sess_of_ticker)
+    sess_of_ticker = {t: sess_of_ex[exchange_of[t]] for t in tickers}
+    prices, dropped = _drop_unfinished_sessions(data.prices, sess_of_ticker)
+    notes.extend(dropped)
+    dividends = data.dividends
+    if dividends is not None:
+        dividends = dividends.filter(pl.col("ex_date").is_between(start, end))
+        notes.extend(_dividend_notes(dividends, sess_of_ticker, study))
+    rr = compute_returns(prices, dividends, sess_of_ticker)
     notes.extend(rr.notes)
     ret_lookup: dict[str, dict[date, float]] = {}
+    basis_lookup: dict[str, dict[date, str]] = {}
     first_ret: dict[str, date] = {}
+    last_ret: dict[str, date] = {}
     for (tk,), g in rr.returns.partition_by("ticker", as_dict=True).items():
         rets = {d: (r if r is not None else math.nan) for d, r in zip(g["date"], g["ret"],
                                                                       strict=True)}
         ret_lookup[str(tk)] = rets
+        basis_lookup[str(tk)] = dict(zip(g["date"], g["basis"], strict=True))
         if g.height:
             first_ret[str(tk)] = min(g["date"])
+            last_ret[str(tk)] = max(g["date"])
     for t in tickers:
         if t not in ret_lookup:
             raise DataError(f"'{t}' has no usable prices between {start} and {end}")
@@ -158,7 +170,22 @@ def compute_study(
                         f"before day 0 ({al.day0}), on {need}, but its returns start on {have}. "
                         f"Load earlier prices or shorten [study.windows] estimation."
                     )
-            i_end = min(i0 + w.event[1], len(sess) - 1)
+            # sessions after the last price of the security or its benchmark are not
+            # gaps: they have not happened yet (or the data stop there)
+            data_end = min(last_ret[sec.ticker], last_ret[str(sec.benchmark)])
+            i_last = sess.index_of(data_end)
+            assert i_last is not None
+            i_end = min(i0 + w.event[1], i_last)
+            if i_end < i0 + w.event[1]:
+                notes.append(
+                    f"{sec.ticker}, event '{event_id}': prices end on {data_end}, before the "
+                    f"end of the event window (day {w.event[1]:+d}): windows past it are "
+                    f"incomplete")
+            if i_end < i0 + w.estimation[1]:
+                raise DataError(
+                    f"'{sec.ticker}', event '{event_id}': prices end on {data_end}, before "
+                    f"the end of the estimation window (day 0 is {al.day0}): load later "
+                    f"prices or drop the event from [study] events")
             idx = range(i_start, i_end + 1)
             dates = tuple(sess.dates[i] for i in idx)
             rel = np.array([i - i0 for i in idx])
@@ -187,6 +214,21 @@ def compute_study(
                         )
             series = EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excluded)
             est_len = w.estimation[1] - w.estimation[0] + 1
+            # studied events whose day 0 on this exchange falls inside the event window
+            others_in_window: dict[str, int] = {}
+            for other in study.study_events:
+                j = sess.index_of(aligned[(other, ex)].day0)
+                assert j is not None
+                if other != event_id and w.event[0] <= j - i0 <= w.event[1]:
+                    others_in_window[other] = j - i0
+            if others_in_window:
+                notes.append(
+                    f"{sec.ticker}, event '{event_id}': the event window also holds day 0 of "
+                    + ", ".join(f"'{o}' (day {d:+d})" for o, d in others_in_window.items())
+                    + ": CARs over those days mix the events")
+            window_info = {"est_window_start": sess.dates[i_start],
+                           "est_window_end": sess.dates[i0 + w.estimation[1]],
+                           "n_excluded": int(excluded.sum())}
             for model in study.models:
                 try:
                     f = fit(series, model, w.estimation, w.event)
@@ -203,8 +245,10 @@ def compute_study(
                         f"{MIN_ESTIMATION_SHARE:.0%} are needed. Fill the gaps or move the window."
                     )
                 key = {"event_id": event_id, "ticker": sec.ticker, "model": model}
-                fit_rows.append(_fit_row(key, sec.benchmark, f))
-                ar_rows.extend(_ar_rows(key, f))
+                fit_rows.append({**_fit_row(key, sec.benchmark, f), **window_info})
+                ar_rows.extend(
+                    {**row, "basis": basis_lookup[sec.ticker].get(row["date"])}
+                    for row in _ar_rows(key, f))
                 for win in w.car:
                     c = car(f, win)
                     car_rows.append({**key, "window_start": win[0], "window_end": win[1],
@@ -214,7 +258,10 @@ def compute_study(
                                      "p": _nn(c.p), "sq_p": _nn(c.sq_p),
                                      "sq_n": c.sq_n if c.status == "ok" else None,
                                      "bhar": _nn(c.bhar), "status": c.status,
-                                     "reason": c.reason or None})
+                                     "reason": c.reason or None,
+                                     "other_events": ", ".join(
+                                         o for o, d in others_in_window.items()
+                                         if win[0] <= d <= win[1]) or None})
 
     params = {
         "study": study.name,
@@ -244,8 +291,8 @@ def compute_study(
         price_source=data.source,
         inputs_hash=_hash_inputs(study, data),
         created_at=datetime.now(UTC).replace(tzinfo=None),
-        prices=data.prices,
-        dividends=data.dividends,
+        prices=prices,
+        dividends=dividends,
         returns=rr.returns,
         alignments=pl.DataFrame(align_rows),
         fits=pl.DataFrame(fit_rows, infer_schema_length=None),
@@ -289,3 +336,37 @@ def _ar_rows(key: dict[str, Any], f: Fit) -> list[dict[str, Any]]:
         else:
             row["car"] = row["car_se"] = None
     return rows
+
+
+def _drop_unfinished_sessions(prices: pl.DataFrame, sess_of: dict[str, Sessions]
+                              ) -> tuple[pl.DataFrame, list[str]]:
+    """Drop rows of sessions that have not closed yet (a live bar is not a close)."""
+    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "ns")
+    keep, notes = [], []
+    for (tk,), g in prices.partition_by("ticker", as_dict=True, maintain_order=True).items():
+        sess = sess_of[str(tk)]
+        open_days = {d for d, c in zip(sess.dates, sess.closes, strict=True) if c > now}
+        live = g.filter(pl.col("date").is_in(list(open_days)))
+        if live.height:
+            notes.append(f"{tk}: {live.height} row(s) for sessions that have not closed yet "
+                         f"({', '.join(str(d) for d in live['date'])}) were left out")
+        keep.append(g.filter(~pl.col("date").is_in(list(open_days))))
+    return (pl.concat(keep) if keep else prices), notes
+
+
+def _dividend_notes(dividends: pl.DataFrame, sess_of: dict[str, Sessions], study: Study
+                    ) -> list[str]:
+    """Warn about dividends that cannot be applied as given."""
+    notes = []
+    for row in dividends.iter_rows(named=True):
+        tk = row["ticker"]
+        if tk not in sess_of:
+            continue
+        if sess_of[tk].index_of(row["ex_date"]) is None:
+            notes.append(f"{tk}: the dividend with ex-date {row['ex_date']} is not on a "
+                         f"{sess_of[tk].exchange} session and was not applied")
+        cur = study.instrument(tk).currency
+        if row["currency"] and row["currency"] != cur:
+            notes.append(f"{tk}: the dividend of {row['ex_date']} is in {row['currency']}, "
+                         f"the prices in {cur}: check the amount")
+    return notes

@@ -124,6 +124,20 @@ def test_market_adjusted_model() -> None:
     assert c.var == pytest.approx(2 * f.sigma**2, rel=TOL)
 
 
+def test_missing_benchmark_gives_no_expected_return() -> None:
+    s = make_series(seed=4)
+    mkt = s.mkt.copy()
+    mkt[s.rel_day == 0] = np.nan
+    s = EventSeries(rel_day=s.rel_day, dates=s.dates, ret=s.ret, mkt=mkt, excluded=s.excluded)
+    for model in ("market", "market-adjusted"):
+        f = fit(s, model, EST, EVW)
+        i = int(np.flatnonzero(f.ev_rel_day == 0)[0])
+        assert np.isnan(f.ev_expected[i]) and np.isnan(f.ev_ar[i]), model
+    f = fit(s, "constant-mean", EST, EVW)  # needs no benchmark
+    i = int(np.flatnonzero(f.ev_rel_day == 0)[0])
+    assert np.isfinite(f.ev_ar[i])
+
+
 def test_gap_in_event_window_is_explicit() -> None:
     s = make_series(gaps=(1,))
     f = fit(s, "market", EST, EVW)
@@ -157,8 +171,22 @@ def test_sq_pvalue_of_the_most_extreme_residual_is_one_over_l1() -> None:
     assert p == pytest.approx(1 / f.nobs)
     p_more, _ = sq_pvalue(2 * extreme, resid, 1)
     assert p_more == 0.0
-    p_zero, _ = sq_pvalue(0.0, resid, 1)
-    assert p_zero == 1.0
+    # the other tail: the most extreme residual of the opposite sign
+    finite = resid[np.isfinite(resid)]
+    other = finite.max() if extreme < 0 else finite.min()
+    assert sq_pvalue(other, resid, 1)[0] == pytest.approx(1 / f.nobs)
+    # the median splits the distribution: p is about one half
+    p_mid, _ = sq_pvalue(float(np.median(finite)), resid, 1)
+    assert 0.45 < p_mid <= 0.5 + 1 / f.nobs
+
+
+def test_sq_uses_quantiles_not_absolute_values() -> None:
+    """Sums centred away from zero (market-adjusted): the test reads the quantiles."""
+    resid = np.linspace(0.01, 0.05, 101)  # all positive, mean 0.03
+    assert sq_pvalue(0.01, resid, 1)[0] == pytest.approx(1 / 101)  # the lowest value
+    assert sq_pvalue(0.03, resid, 1)[0] == pytest.approx(51 / 101)  # the median
+    # |x| >= |value| would have called -0.03 as extreme as the median
+    assert sq_pvalue(-0.03, resid, 1)[0] == 0.0
 
 
 def test_sq_moving_sums_skip_gaps_and_match_brute_force() -> None:
@@ -171,7 +199,8 @@ def test_sq_moving_sums_skip_gaps_and_match_brute_force() -> None:
     value = 1.3
     p, n = sq_pvalue(value, resid, 5)
     assert n == len(brute)
-    assert p == pytest.approx(np.mean(np.abs(brute) >= value))
+    b = np.array(brute)
+    assert p == pytest.approx(min(np.mean(b <= value), np.mean(b >= value)))
 
 
 def test_too_few_observations_and_constant_benchmark() -> None:

@@ -25,7 +25,9 @@ def test_every_table_view_and_column_has_a_comment(tmp_path: Path) -> None:
     assert {"events", "prices", "runs", "model_fits", "abnormal_returns", "car",
             "event_days", "returns", "dividends", "securities"} <= names
     assert all(c for _, c in tables + views), [t for t, c in tables + views if not c]
-    table_cols = [(t, c, m) for t, c, m in cols if t in names]
+    view_names = {v for v, _ in views}
+    table_cols = [(t, c, m) for t, c, m in cols if t in names | view_names]
+    assert {t for t, _, _ in table_cols} >= view_names  # views' columns are checked too
     assert table_cols and all(m for _, _, m in table_cols), [
         (t, c) for t, c, m in table_cols if not m]
 

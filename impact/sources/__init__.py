@@ -13,6 +13,7 @@ and online elsewhere, without editing anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -44,8 +45,13 @@ class PriceSource(Protocol):
     #: Short name: ``snapshot`` or ``yahoo``.
     name: str
 
-    def fetch(self, tickers: list[str], start: date, end: date) -> PriceData:
-        """Daily prices for ``tickers`` between ``start`` and ``end`` (both included)."""
+    def fetch(self, tickers: list[str], start: date, end: date, *,
+              timezones: Mapping[str, str] | None = None) -> PriceData:
+        """Daily prices for ``tickers`` between ``start`` and ``end`` (both included).
+
+        ``timezones`` maps a ticker to its exchange's IANA zone, so that a source
+        that returns timestamps can turn them into exchange-local dates.
+        """
         ...
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -166,7 +167,8 @@ class SnapshotSource:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def fetch(self, tickers: list[str], start: date, end: date) -> PriceData:
+    def fetch(self, tickers: list[str], start: date, end: date, *,
+              timezones: Mapping[str, str] | None = None) -> PriceData:
         """Read the tickers' files, keeping rows between ``start`` and ``end``.
 
         Raises

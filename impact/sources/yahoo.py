@@ -10,7 +10,7 @@ cannot be reached the error says so and how to work offline.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -92,7 +92,8 @@ class YahooSource:
             f"snapshot directory with --prices-dir DIR."
         )
 
-    def fetch(self, tickers: list[str], start: date, end: date) -> PriceData:
+    def fetch(self, tickers: list[str], start: date, end: date, *,
+              timezones: Mapping[str, str] | None = None) -> PriceData:
         """Download daily prices and dividends.
 
         Raises
@@ -117,7 +118,7 @@ class YahooSource:
                         f"unknown ticker '{ticker}': Yahoo Finance returned no prices between "
                         f"{start} and {end}. Check the ticker (Yahoo spelling) and the dates."
                     )
-                prices, divs = _convert(hist, ticker)
+                prices, divs = _convert(hist, ticker, (timezones or {}).get(ticker))
                 price_frames.append(prices.filter(pl.col("date").is_between(start, end)))
                 div_frames.append(divs)
         finally:
@@ -130,9 +131,18 @@ class YahooSource:
         )
 
 
-def _convert(hist: Any, ticker: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Turn a yfinance history frame (pandas) into the canonical frames."""
+def _convert(hist: Any, ticker: str, tz: str | None = None
+             ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Turn a yfinance history frame (pandas) into the canonical frames.
+
+    Daily bars are stamped at the exchange's local midnight. A time-zone-aware
+    index is converted to the exchange's zone ``tz`` before taking dates, so an
+    index in UTC does not shift Korean dates back by a day; a naive index is taken
+    as exchange-local dates.
+    """
     idx = hist.index
+    if tz is not None and getattr(idx, "tz", None) is not None:
+        idx = idx.tz_convert(tz)
     dates = [ts.date() for ts in idx]
 
     def col(name: str) -> list[float | None]:
