@@ -215,3 +215,56 @@ def day0(ts: datetime, exchange: str) -> date:
     # one cached calendar per year of interest
     sess = sessions(exchange, date(d.year - 1, 12, 1), date(d.year + 1, 1, 31))
     return align("-", ts, sess, exchange_tz(exchange)).day0
+
+
+def align_factor(
+    dates: tuple[date, ...] | list[date],
+    sess: Sessions,
+    factor_sess: Sessions,
+    factor_returns: dict[date, float],
+    lag: int = 0,
+) -> np.ndarray:
+    """A factor's returns aligned on a security's sessions, across calendars.
+
+    For each security session, the factor's return compounded over the factor
+    sessions that closed after the security's previous close and at or before its
+    close: what the factor did between the two prices the security's return
+    compares. A KRX session gets the New York session(s) that closed since the
+    previous KRX close: usually the previous US day, and on 2025-01-31, after the
+    Lunar New Year closure, the five New York sessions of 24 (it closed after KRX's
+    close that Friday) and 27 to 30 January. A
+    return not yet known at the security's close is never used. ``lag`` moves the
+    factor sessions back by that many sessions. An interval in which no factor
+    session closed gives 0; a missing factor return gives NaN.
+
+    Parameters
+    ----------
+    dates
+        Security session dates (all in ``sess``).
+    sess, factor_sess
+        The security's and the factor's exchange sessions.
+    factor_returns
+        Factor return by factor session date (missing dates give NaN).
+    lag
+        Factor sessions back.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per date.
+    """
+    out = np.full(len(dates), np.nan)
+    for i, d in enumerate(dates):
+        k = sess.index_of(d)
+        if k is None or k == 0:
+            continue
+        lo = int(np.searchsorted(factor_sess.closes, sess.closes[k - 1], side="right")) - lag
+        hi = int(np.searchsorted(factor_sess.closes, sess.closes[k], side="right")) - lag
+        if lo < 0:
+            continue
+        level = 1.0
+        for j in range(lo, hi):
+            r = factor_returns.get(factor_sess.dates[j], np.nan)
+            level *= 1.0 + r
+        out[i] = level - 1.0
+    return out

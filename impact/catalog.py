@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from impact.errors import CatalogError
+from impact.estimation import ModelSpec, builtin
 
 #: Local time of day given to an event known only by its date.
 DATE_ONLY_TIME = time(12, 0)
@@ -43,11 +44,13 @@ CATEGORIES: dict[str, str] = {
     "confounder": "other news near the event that could move the same prices",
 }
 
-#: Expected-return models known to the estimator.
+#: Built-in expected-return models (multi-factor models are defined in [[models]]).
 MODELS: dict[str, str] = {
     "market": "market model: a + b R_m, OLS over the estimation window",
     "constant-mean": "constant mean: the mean return over the estimation window",
     "market-adjusted": "market-adjusted: R_m (no parameters)",
+    "scholes-williams": "Scholes-Williams beta for non-synchronous trading",
+    "dimson": "Dimson beta: sum of the lag, contemporaneous and lead coefficients",
 }
 
 PRICE_SOURCES = ("auto", "snapshot", "yahoo")
@@ -89,6 +92,26 @@ class Security:
     #: Benchmark ticker for a security; None for a benchmark itself.
     benchmark: str | None = None
     name_local: str = ""
+    #: Models for this security (overrides the study's list); None: the study's.
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A factor series: a ticker's daily returns aligned on each security's sessions.
+
+    For a security session, the factor's return compounded over the factor's
+    sessions that closed after the security's previous close and at or before its
+    close (moved ``lag`` factor sessions back); see
+    :func:`impact.calendars.align_factor`. For a Korean stock and a New York index
+    that is the previous New York session, or several after a KRX holiday.
+    """
+
+    factor_id: str
+    ticker: str
+    exchange: str
+    name: str
+    lag: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,7 @@ class Study:
     primary_event: str
     #: Ids of the events estimated for every security.
     study_events: tuple[str, ...]
+    #: The study's models (names of built-in or [[models]] entries).
     models: tuple[str, ...]
     windows: Windows
     prices: PriceConfig
@@ -128,8 +152,25 @@ class Study:
     securities: tuple[Security, ...]
     benchmarks: tuple[Security, ...]
     events: tuple[Event, ...]
+    #: Factor series by id ([[factors]]).
+    factors: tuple[Factor, ...] = ()
+    #: Every model the study may use, by name: the built-ins and [[models]].
+    model_specs: dict[str, ModelSpec] = field(default_factory=dict)
     #: The raw text of the file (stored with each run for reproducibility).
     text: str = field(repr=False, default="")
+
+    def models_for(self, ticker: str) -> tuple[str, ...]:
+        """The models fitted for a security: its own list, else the study's."""
+        sec = self.instrument(ticker)
+        return sec.models if sec.models is not None else self.models
+
+    @property
+    def all_models(self) -> tuple[str, ...]:
+        """Every model fitted for some security, in first-use order."""
+        out = list(self.models)
+        for sec in self.securities:
+            out += [m for m in (sec.models or ()) if m not in out]
+        return tuple(out)
 
     def event(self, event_id: str) -> Event:
         """Return the event with this id."""
@@ -140,14 +181,19 @@ class Study:
 
     @property
     def all_tickers(self) -> tuple[str, ...]:
-        """Securities and benchmarks, securities first."""
-        return tuple(s.ticker for s in self.securities) + tuple(b.ticker for b in self.benchmarks)
+        """Securities, benchmarks and factor tickers (each once), securities first."""
+        out = [s.ticker for s in (*self.securities, *self.benchmarks)]
+        out += [f.ticker for f in self.factors if f.ticker not in out]
+        return tuple(dict.fromkeys(out))
 
     def instrument(self, ticker: str) -> Security:
-        """Return the security or benchmark with this ticker."""
+        """Return the security, benchmark or factor ticker with this ticker."""
         for s in (*self.securities, *self.benchmarks):
             if s.ticker == ticker:
                 return s
+        for f in self.factors:
+            if f.ticker == ticker:
+                return Security(ticker=f.ticker, name=f.name, exchange=f.exchange, currency="")
         raise KeyError(ticker)
 
 
@@ -421,7 +467,7 @@ def _parse_instrument(ctx: _Ctx, raw: Any, kind: str, index: int) -> Security:
         raise ctx.error(f"{kind}[{index}] must be a table ([[{kind}]])", field=kind)
     allowed = ["ticker", "name", "exchange", "currency", "name_local"]
     if kind == "securities":
-        allowed.append("benchmark")
+        allowed += ["benchmark", "models"]
     block = (kind, index)
     _check_keys(ctx, raw, allowed, f"{kind}[{index}]", block=block)
     ticker = _req_str(ctx, raw, "ticker", f"{kind}[{index}]", block=block)
@@ -451,6 +497,8 @@ def _parse_instrument(ctx: _Ctx, raw: Any, kind: str, index: int) -> Security:
         currency=_req_str(ctx, raw, "currency", f"{kind} '{ticker}'", block=block),
         benchmark=benchmark,
         name_local=_opt_str(ctx, raw, "name_local", block=block),
+        models=_model_list(ctx, raw["models"], ("securities", index))
+        if "models" in raw else None,
     )
 
 
@@ -482,7 +530,8 @@ def parse_study(text: str, path: Path) -> Study:
         raise CatalogError(str(path), f"not valid TOML: {exc}",
                            line=int(m.group(1)) if m else None) from None
 
-    _check_keys(ctx, doc, ["study", "securities", "benchmarks", "events"], "the file")
+    _check_keys(ctx, doc, ["study", "securities", "benchmarks", "events", "factors", "models"],
+                "the file")
     for key in ("study", "securities", "benchmarks", "events"):
         if key not in doc:
             raise ctx.error(f"the file has no [{key}] section; see docs/catalog.md", field=key)
@@ -565,16 +614,22 @@ def parse_study(text: str, path: Path) -> Study:
             )
     study_events = tuple(dict.fromkeys([primary, *study_events_raw]))
 
-    models_raw = raw_study.get("models", ["market"])
-    if not isinstance(models_raw, list) or not models_raw:
-        raise ctx.error("study.models must be a non-empty list", field="study.models")
-    for m in models_raw:
-        if m not in MODELS:
-            raise ctx.error(
-                f"unknown model '{m}': {_did_you_mean(str(m), list(MODELS))} "
-                f"(models: {', '.join(MODELS)})",
-                field="study.models", line=ctx.key_line(STUDY_BLOCK, "models"),
-            )
+    factors = _parse_factors(ctx, doc.get("factors", []))
+    specs = _parse_models(ctx, doc.get("models", []), {f.factor_id for f in factors})
+    models_raw = _model_list(ctx, raw_study.get("models", ["market"]), STUDY_BLOCK)
+    for where, names in [("study.models", models_raw)] + [
+            (f"securities '{sec.ticker}' models", list(sec.models))
+            for sec in securities if sec.models is not None]:
+        for model_name in names:
+            if model_name not in specs:
+                raise ctx.error(
+                    f"unknown model '{model_name}' in {where}: "
+                    f"{_did_you_mean(model_name, list(specs))} "
+                    f"(built-in: {', '.join(MODELS)}; others are defined in [[models]])",
+                    field=where.split()[0] if where.startswith("study") else "models",
+                    line=ctx.key_line(STUDY_BLOCK, "models") if where.startswith("study")
+                    else None,
+                )
 
     windows = _parse_windows(ctx, raw_study.get("windows", {}))
     prices = _parse_prices(ctx, raw_study.get("prices", {}), path)
@@ -592,6 +647,8 @@ def parse_study(text: str, path: Path) -> Study:
         primary_event=primary,
         study_events=study_events,
         models=tuple(dict.fromkeys(models_raw)),
+        factors=factors,
+        model_specs=specs,
         windows=windows,
         prices=prices,
         estimation_overlap=str(overlap),
@@ -600,6 +657,79 @@ def parse_study(text: str, path: Path) -> Study:
         events=tuple(events),
         text=text,
     )
+
+
+def _model_list(ctx: _Ctx, raw: Any, block: tuple[str, int]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(m, str) for m in raw):
+        raise ctx.error("models must be a non-empty list of model names, e.g. "
+                        "models = [\"market\", \"constant-mean\"]", field="models",
+                        line=ctx.key_line(block, "models"))
+    return tuple(dict.fromkeys(raw))
+
+
+def _parse_factors(ctx: _Ctx, raw: Any) -> tuple[Factor, ...]:
+    from impact.calendars import known_exchanges
+
+    if not isinstance(raw, list):
+        raise ctx.error("[[factors]] must be an array of tables", field="factors")
+    out: list[Factor] = []
+    for i, item in enumerate(raw):
+        block = ("factors", i)
+        if not isinstance(item, dict):
+            raise ctx.error(f"factors[{i}] must be a table", field="factors")
+        _check_keys(ctx, item, ["id", "ticker", "exchange", "name", "lag"], f"factors[{i}]",
+                    block=block)
+        fid = _req_str(ctx, item, "id", f"factors[{i}]", block=block)
+        if not _ID_RE.match(fid) or fid in {f.factor_id for f in out}:
+            raise ctx.error(f"factor id '{fid}' must be unique, lower-case letters, digits, "
+                            f"'.', '_' or '-'", field="factors.id", line=ctx.key_line(block, "id"))
+        exchange = _req_str(ctx, item, "exchange", f"factor '{fid}'", block=block)
+        if exchange not in known_exchanges():
+            raise ctx.error(f"factor '{fid}': '{exchange}' is not an exchange_calendars name: "
+                            f"{_did_you_mean(exchange, known_exchanges())}",
+                            field="factors.exchange", line=ctx.key_line(block, "exchange"))
+        lag = item.get("lag", 0)
+        if not isinstance(lag, int) or isinstance(lag, bool) or not 0 <= lag <= 5:
+            raise ctx.error(f"factor '{fid}': lag must be a whole number of sessions from 0 "
+                            f"to 5; got {lag!r}", field="factors.lag",
+                            line=ctx.key_line(block, "lag"))
+        out.append(Factor(factor_id=fid,
+                          ticker=_req_str(ctx, item, "ticker", f"factor '{fid}'", block=block),
+                          exchange=exchange,
+                          name=_opt_str(ctx, item, "name", block=block) or fid, lag=lag))
+    return tuple(out)
+
+
+def _parse_models(ctx: _Ctx, raw: Any, factor_ids: set[str]) -> dict[str, ModelSpec]:
+    specs = {name: builtin(name) for name in MODELS}
+    if not isinstance(raw, list):
+        raise ctx.error("[[models]] must be an array of tables", field="models")
+    for i, item in enumerate(raw):
+        block = ("models", i)
+        if not isinstance(item, dict):
+            raise ctx.error(f"models[{i}] must be a table", field="models")
+        _check_keys(ctx, item, ["name", "factors", "market"], f"models[{i}]", block=block)
+        name = _req_str(ctx, item, "name", f"models[{i}]", block=block)
+        if name in specs:
+            raise ctx.error(f"model name '{name}' is already taken (built-in or defined twice)",
+                            field="models.name", line=ctx.key_line(block, "name"))
+        fl = item.get("factors")
+        if not isinstance(fl, list) or not fl or not all(isinstance(f, str) for f in fl):
+            raise ctx.error(f"model '{name}': factors must be a non-empty list of [[factors]] "
+                            f"ids", field="models.factors", line=ctx.key_line(block, "factors"))
+        for f in fl:
+            if f not in factor_ids:
+                raise ctx.error(
+                    f"model '{name}': factor '{f}' is not defined in [[factors]]"
+                    + (f": {_did_you_mean(f, sorted(factor_ids))}" if factor_ids else ""),
+                    field="models.factors", line=ctx.key_line(block, "factors"))
+        market = item.get("market", True)
+        if not isinstance(market, bool):
+            raise ctx.error(f"model '{name}': market must be true or false",
+                            field="models.market", line=ctx.key_line(block, "market"))
+        specs[name] = ModelSpec(name=name, kind="multi-factor", factors=tuple(fl),
+                                market=market)
+    return specs
 
 
 def _as_list(ctx: _Ctx, doc: Mapping[str, Any], key: str) -> list[Any]:

@@ -22,14 +22,43 @@ definitions are those of ``../shared/docs/methods.md`` (MacKinlay 1997):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 from scipy import stats
 
-#: Number of estimated parameters per model.
-MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0}
+#: Number of estimated parameters of the built-in models.
+MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0, "scholes-williams": 2,
+           "dimson": 2}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An expected-return model.
+
+    ``kind`` is one of the built-in names of :data:`MODEL_K` or ``multi-factor``;
+    a multi-factor model regresses the security's return on a constant, the
+    benchmark (when ``market``) and the named factor series of the
+    :class:`EventSeries` (OLS).
+    """
+
+    name: str
+    kind: str
+    factors: tuple[str, ...] = ()
+    market: bool = True
+
+    @property
+    def uses_market(self) -> bool:
+        """Whether the benchmark's return enters the model."""
+        return self.kind != "constant-mean" and (self.kind != "multi-factor" or self.market)
+
+
+def builtin(name: str) -> ModelSpec:
+    """The spec of a built-in model by name."""
+    if name not in MODEL_K:
+        raise ValueError(f"unknown model {name!r}")
+    return ModelSpec(name=name, kind=name)
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,8 @@ class EventSeries:
     #: True for estimation-window sessions excluded because another studied
     #: event's window covers them.
     excluded: np.ndarray
+    #: Factor series aligned on the same sessions (NaN where missing), by name.
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,9 @@ class Fit:
     ev_ar: np.ndarray
     #: Forecast-error-corrected covariance of the event-window ARs (NaN rows at gaps).
     ev_cov: np.ndarray
+    #: All estimated parameters and their names (e.g. alpha, beta, a factor's loading).
+    params: tuple[float, ...] = ()
+    param_names: tuple[str, ...] = ()
 
     @property
     def df(self) -> int:
@@ -120,19 +154,79 @@ class CarResult:
     end_date: date | None = None
 
 
-def _design(model: str, mkt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Regressors X and fixed offset for a model (expected = offset + X @ params)."""
+def _regressors(spec: ModelSpec, series: EventSeries, rows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors X and fixed offset on ``rows`` (expected = offset + X @ params)."""
+    mkt = series.mkt[rows]
     n = len(mkt)
-    if model == "market":
+    if spec.kind in ("market", "scholes-williams", "dimson"):
         return np.column_stack([np.ones(n), mkt]), np.zeros(n)
-    if model == "constant-mean":
+    if spec.kind == "constant-mean":
         return np.ones((n, 1)), np.zeros(n)
-    if model == "market-adjusted":
+    if spec.kind == "market-adjusted":
         return np.empty((n, 0)), mkt.astype(float)
-    raise ValueError(f"unknown model {model!r}")
+    if spec.kind == "multi-factor":
+        cols = [np.ones(n)] + ([mkt] if spec.market else [])
+        for name in spec.factors:
+            if name not in series.factors:
+                raise ValueError(f"model {spec.name!r} needs factor {name!r}, which is not "
+                                 f"among the series' factors ({', '.join(series.factors)})")
+            cols.append(series.factors[name][rows])
+        return np.column_stack(cols), np.zeros(n)
+    raise ValueError(f"unknown model kind {spec.kind!r}")
 
 
-def fit(series: EventSeries, model: str, estimation: tuple[int, int],
+def _regressors_ok(spec: ModelSpec, series: EventSeries) -> np.ndarray:
+    """Sessions where every input of the expected return is known."""
+    ok = np.ones(len(series.ret), dtype=bool)
+    if spec.uses_market:
+        ok &= np.isfinite(series.mkt)
+    for name in spec.factors:
+        ok &= np.isfinite(series.factors.get(name, np.full(len(ok), np.nan)))
+    return ok
+
+
+def _shift(x: np.ndarray, k: int) -> np.ndarray:
+    """X shifted by k sessions (k = 1: the previous session's value), NaN-padded."""
+    out = np.full(len(x), np.nan)
+    if k > 0:
+        out[k:] = x[:-k]
+    elif k < 0:
+        out[:k] = x[-k:]
+    else:
+        out[:] = x
+    return out
+
+
+def _nonsync_beta(spec: ModelSpec, series: EventSeries, use: np.ndarray
+                  ) -> tuple[float, float, np.ndarray]:
+    """Scholes-Williams or Dimson (one lag, one lead) beta, with alpha = mean(R) - b mean(R_m).
+
+    Returns alpha, beta and the rows used (those with the lag and lead available).
+    """
+    r, m = series.ret, series.mkt
+    lag, lead = _shift(m, 1), _shift(m, -1)
+    rows = use & np.isfinite(lag) & np.isfinite(lead)
+    y, m0, m1, p1 = r[rows], m[rows], lag[rows], lead[rows]
+    if len(y) < 6:
+        raise ValueError(f"only {len(y)} estimation-window returns with a leading and lagging "
+                         f"benchmark return")
+    if spec.kind == "scholes-williams":
+        def slope(x: np.ndarray) -> float:
+            xc = x - x.mean()
+            return float(xc @ (y - y.mean()) / (xc @ xc))
+
+        rho = float(np.corrcoef(m0, m1)[0, 1])
+        beta = (slope(m1) + slope(m0) + slope(p1)) / (1.0 + 2.0 * rho)
+    else:  # dimson: sum of the lag, contemporaneous and lead coefficients
+        x = np.column_stack([np.ones(len(y)), m1, m0, p1])
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        beta = float(coef[1:].sum())
+    alpha = float(y.mean() - beta * m0.mean())
+    return alpha, beta, rows
+
+
+def fit(series: EventSeries, model: str | ModelSpec, estimation: tuple[int, int],
         event: tuple[int, int]) -> Fit:
     """Fit a model over the estimation window and compute the event window's ARs.
 
@@ -141,7 +235,8 @@ def fit(series: EventSeries, model: str, estimation: tuple[int, int],
     series
         Aligned returns for one event and security.
     model
-        ``market``, ``constant-mean`` or ``market-adjusted``.
+        A built-in model name (``market``, ``constant-mean``, ``market-adjusted``,
+        ``scholes-williams``, ``dimson``) or a :class:`ModelSpec`.
     estimation, event
         Windows in sessions relative to day 0, both ends included.
 
@@ -154,14 +249,21 @@ def fit(series: EventSeries, model: str, estimation: tuple[int, int],
     ValueError
         If the estimation window has fewer usable returns than parameters + 2,
         or the regressors are collinear (e.g. a constant benchmark).
+
+    Notes
+    -----
+    Scholes-Williams and Dimson betas are not OLS estimates; their abnormal returns
+    use the forecast-error correction of the market model (``X = [1, R_m]``), the
+    usual approximation.
     """
-    uses_mkt = model != "constant-mean"
+    spec = builtin(model) if isinstance(model, str) else model
     rel = series.rel_day
     in_est = (rel >= estimation[0]) & (rel <= estimation[1])
-    ok = np.isfinite(series.ret) & (np.isfinite(series.mkt) if uses_mkt else True)
+    inputs_ok = _regressors_ok(spec, series)
+    ok = inputs_ok & np.isfinite(series.ret)
     use = in_est & ok & ~series.excluded
     y = series.ret[use]
-    x_e, off_e = _design(model, series.mkt[use])
+    x_e, off_e = _regressors(spec, series, use)
     k = x_e.shape[1]
     n = int(use.sum())
     if n < k + 2:
@@ -169,17 +271,22 @@ def fit(series: EventSeries, model: str, estimation: tuple[int, int],
     if k:
         xtx = x_e.T @ x_e
         if np.linalg.matrix_rank(xtx) < k:
-            raise ValueError("the benchmark's returns are constant over the estimation window")
+            raise ValueError("the regressors are collinear or constant over the estimation "
+                             "window (e.g. a benchmark whose returns do not vary)")
         xtx_inv = np.linalg.inv(xtx)
-        params = xtx_inv @ (x_e.T @ (y - off_e))
-        resid = y - off_e - x_e @ params
     else:
         xtx_inv = np.empty((0, 0))
+    if spec.kind in ("scholes-williams", "dimson"):
+        alpha, beta, _rows = _nonsync_beta(spec, series, use)
+        params = np.array([alpha, beta])
+    elif k:
+        params = xtx_inv @ (x_e.T @ (y - off_e))
+    else:
         params = np.empty(0)
-        resid = y - off_e
+    resid = y - off_e - (x_e @ params if k else 0.0)
     s2 = float(resid @ resid) / (n - k)
     r2 = float("nan")
-    if model == "market":
+    if spec.kind in ("market", "multi-factor"):
         tss = float(((y - y.mean()) ** 2).sum())
         r2 = 1.0 - float(resid @ resid) / tss if tss > 0 else float("nan")
 
@@ -189,20 +296,23 @@ def fit(series: EventSeries, model: str, estimation: tuple[int, int],
 
     in_ev = (rel >= event[0]) & (rel <= event[1])
     ev_ok = ok[in_ev]
-    mkt_ok = np.isfinite(series.mkt[in_ev])
-    x_w, off_w = _design(model, np.where(mkt_ok, series.mkt[in_ev], 0.0))
+    filled = EventSeries(rel, series.dates, series.ret,
+                         np.where(np.isfinite(series.mkt), series.mkt, 0.0), series.excluded,
+                         {f: np.where(np.isfinite(v), v, 0.0) for f, v in series.factors.items()})
+    x_w, off_w = _regressors(spec, filled, in_ev)
     expected = off_w + (x_w @ params if k else 0.0)
-    if uses_mkt:  # no benchmark return, no expected return: never a made-up value
-        expected = np.where(mkt_ok, expected, np.nan)
+    # no input, no expected return: never a made-up value
+    expected = np.where(inputs_ok[in_ev], expected, np.nan)
     ret_w = series.ret[in_ev]
     ar = np.where(ev_ok, ret_w - expected, np.nan)
     cov = s2 * (np.eye(len(ar)) + (x_w @ xtx_inv @ x_w.T if k else 0.0))
     cov[~ev_ok, :] = np.nan
     cov[:, ~ev_ok] = np.nan
+    slope_on_market = 1 if spec.uses_market and spec.kind != "market-adjusted" else None
     return Fit(
-        model=model,
+        model=spec.name,
         alpha=float(params[0]) if k >= 1 else float("nan"),
-        beta=float(params[1]) if k >= 2 else float("nan"),
+        beta=float(params[slope_on_market]) if slope_on_market and k >= 2 else float("nan"),
         sigma=float(np.sqrt(s2)),
         nobs=n,
         k=k,
@@ -218,7 +328,19 @@ def fit(series: EventSeries, model: str, estimation: tuple[int, int],
         ev_expected=expected,
         ev_ar=ar,
         ev_cov=cov,
+        params=tuple(float(v) for v in params),
+        param_names=_param_names(spec),
     )
+
+
+def _param_names(spec: ModelSpec) -> tuple[str, ...]:
+    if spec.kind == "constant-mean":
+        return ("mean",)
+    if spec.kind == "market-adjusted":
+        return ()
+    if spec.kind == "multi-factor":
+        return ("alpha", *(("beta",) if spec.market else ()), *spec.factors)
+    return ("alpha", "beta")
 
 
 def moving_sums(resid: np.ndarray, length: int) -> np.ndarray:

@@ -205,6 +205,7 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE model_fits ADD COLUMN est_window_start DATE")
     con.execute("ALTER TABLE model_fits ADD COLUMN est_window_end DATE")
     con.execute("ALTER TABLE model_fits ADD COLUMN n_excluded INTEGER")
+    con.execute("ALTER TABLE model_fits ADD COLUMN params JSON")
     con.execute("ALTER TABLE abnormal_returns ADD COLUMN basis VARCHAR")
     con.execute("UPDATE abnormal_returns SET basis = r.basis FROM returns r "
                 "WHERE r.ticker = abnormal_returns.ticker AND r.date = abnormal_returns.date")

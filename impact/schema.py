@@ -155,7 +155,9 @@ TABLES: tuple[Table, ...] = (
         _c("calendar_days", "INTEGER", "Calendar days from the event's local date (in the "
            "exchange's zone) to day 0."),
     ), ("run_id", "event_id", "exchange")),
-    Table("model_fits", "Expected-return model fitted over each estimation window.", (
+    Table("model_fits", "Expected-return model fitted over each estimation window "
+          "(market, constant-mean, market-adjusted, scholes-williams, dimson or a "
+          "multi-factor model named in the study file).", (
         RUN_ID, EVENT_ID, TICKER,
         _c("benchmark", "VARCHAR", "Benchmark ticker (unused by constant-mean)."),
         MODEL,
@@ -175,6 +177,8 @@ TABLES: tuple[Table, ...] = (
         _c("est_window_end", "DATE", "Last session of the nominal estimation window."),
         _c("n_excluded", "INTEGER", "Sessions of the nominal window left out because they lie "
            "in another studied event's event window."),
+        _c("params", "JSON", "Every estimated parameter by name, e.g. {\"alpha\": ..., "
+           "\"beta\": ..., \"nasdaq_prev\": ...} (multi-factor loadings included)."),
     ), ("run_id", "event_id", "ticker", "model")),
     Table("abnormal_returns", "Daily abnormal returns over each event window.", (
         RUN_ID, EVENT_ID, TICKER, MODEL,

@@ -10,6 +10,7 @@ failure leaves the database as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from impact.calendars import Alignment, Sessions, align, exchange_tz, sessions
+from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
 from impact.catalog import Study
 from impact.errors import DataError
 from impact.estimation import EventSeries, Fit, car, fit, sq_pvalue, t_pvalue
@@ -212,7 +213,13 @@ def compute_study(
                             f"the event window of '{other}' ({int(hit.sum())} sessions); kept "
                             f"because estimation_overlap = \"keep\""
                         )
-            series = EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excluded)
+            factor_values = {
+                f.factor_id: align_factor(dates, sess, sess_of_ex[f.exchange],
+                                          ret_lookup[f.ticker], f.lag)
+                for f in study.factors
+            }
+            series = EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excluded,
+                                 factors=factor_values)
             est_len = w.estimation[1] - w.estimation[0] + 1
             # studied events whose day 0 on this exchange falls inside the event window
             others_in_window: dict[str, int] = {}
@@ -229,9 +236,9 @@ def compute_study(
             window_info = {"est_window_start": sess.dates[i_start],
                            "est_window_end": sess.dates[i0 + w.estimation[1]],
                            "n_excluded": int(excluded.sum())}
-            for model in study.models:
+            for model in study.models_for(sec.ticker):
                 try:
-                    f = fit(series, model, w.estimation, w.event)
+                    f = fit(series, study.model_specs[model], w.estimation, w.event)
                 except ValueError as exc:
                     raise DataError(
                         f"cannot fit the {model} model for '{sec.ticker}', event '{event_id}': "
@@ -269,7 +276,15 @@ def compute_study(
         "study_file": str(study.path),
         "events": list(study.study_events),
         "primary_event": study.primary_event,
-        "models": list(study.models),
+        "models": list(study.all_models),
+        "models_by_security": {s.ticker: list(study.models_for(s.ticker))
+                               for s in study.securities},
+        "model_specs": {name: {"kind": spec.kind, "factors": list(spec.factors),
+                               "market": spec.market}
+                        for name, spec in study.model_specs.items()
+                        if name in study.all_models},
+        "factors": [{"id": f.factor_id, "ticker": f.ticker, "exchange": f.exchange,
+                     "lag": f.lag} for f in study.factors],
         "windows": {"estimation": list(w.estimation), "event": list(w.event),
                     "car": [list(c) for c in w.car]},
         "estimation_overlap": study.estimation_overlap,
@@ -309,6 +324,7 @@ def _nn(x: float) -> float | None:
 
 def _fit_row(key: dict[str, Any], benchmark: str | None, f: Fit) -> dict[str, Any]:
     return {**key, "benchmark": benchmark, "alpha": _nn(f.alpha), "beta": _nn(f.beta),
+            "params": json.dumps(dict(zip(f.param_names, f.params, strict=True))),
             "sigma": f.sigma, "r2": _nn(f.r2), "nobs": f.nobs, "k": f.k, "df": f.df,
             "est_start": f.est_start, "est_end": f.est_end}
 

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "events" / "deepseek.toml"
 SHARED = Path("/work/shared/data/prices")
 #: The files the deepseek study reads (tickers of its securities and benchmarks).
-NEEDED = ("NVDA.csv", "000660.KS.csv", "005930.KS.csv", "GSPC.csv", "KS11.csv", "dividends.csv")
+NEEDED = ("NVDA.csv", "000660.KS.csv", "005930.KS.csv", "GSPC.csv", "KS11.csv", "IXIC.csv",
+          "dividends.csv")
 
 pytestmark = pytest.mark.skipif(
     not all((SHARED / name).is_file() for name in NEEDED),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from impact.calendars import align, day0, exchange_tz, sessions
@@ -89,3 +90,39 @@ def test_naive_timestamp_is_refused() -> None:
     sess = sessions("XNYS", date(2025, 1, 2), date(2025, 1, 31))
     with pytest.raises(ValueError, match="time-zone aware"):
         align("naive", datetime(2025, 1, 6, 12), sess, "America/New_York")
+
+
+def test_factor_alignment_compounds_the_sessions_between_two_closes() -> None:
+    from impact.calendars import align_factor
+
+    krx = sessions("XKRX", date(2025, 1, 1), date(2025, 2, 28))
+    nyse = sessions("XNYS", date(2025, 1, 1), date(2025, 2, 28))
+    # a distinct return per New York session: 1% times the day of the month
+    rets = {d: d.day / 100 for d in nyse.dates}
+    days = [date(2025, 1, 20), date(2025, 1, 21), date(2025, 1, 24), date(2025, 1, 31)]
+    got = align_factor(days, krx, nyse, rets)
+    # KRX Mon 01-20: since KRX's Fri 01-17 close, only NYSE Fri 01-17 closed
+    assert got[0] == pytest.approx(0.17)
+    # KRX Tue 01-21: NYSE was shut on Mon 01-20 (MLK day): nothing closed in between
+    assert got[1] == 0.0
+    # KRX Fri 01-24: NYSE Thu 01-23 (Fri 01-24 closes after KRX's close)
+    assert got[2] == pytest.approx(0.23)
+    # KRX Fri 01-31 after the closure: NYSE 01-24, 27, 28, 29, 30 compounded
+    expected = (1.24 * 1.27 * 1.28 * 1.29 * 1.30) - 1
+    assert got[3] == pytest.approx(expected)
+    # lag 1 moves the New York sessions back by one
+    lagged = align_factor(days, krx, nyse, rets, lag=1)
+    assert lagged[0] == pytest.approx(0.16)
+    assert lagged[3] == pytest.approx(1.23 * 1.24 * 1.27 * 1.28 * 1.29 - 1)
+    # a missing factor return is NaN, not zero
+    rets.pop(date(2025, 1, 28))
+    assert np.isnan(align_factor([date(2025, 1, 31)], krx, nyse, rets)[0])
+
+
+def test_same_exchange_factor_is_the_same_session() -> None:
+    from impact.calendars import align_factor
+
+    nyse = sessions("XNYS", date(2025, 1, 1), date(2025, 2, 28))
+    rets = {d: d.day / 100 for d in nyse.dates}
+    got = align_factor([date(2025, 1, 27), date(2025, 1, 21)], nyse, nyse, rets)
+    assert list(got) == pytest.approx([0.27, 0.21])

@@ -260,10 +260,7 @@ def test_car_window_outside_event_window(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- instruments
 
-_SK_HYNIX_EXCHANGE = (
-    'exchange = "XKRX"\ncurrency = "KRW"\nbenchmark = "^KS11"\n\n'
-    '[[securities]]\nticker = "005930.KS"'
-)
+_SK_HYNIX_EXCHANGE = 'name_local = "SK하이닉스"\nexchange = "XKRX"'
 
 
 def test_unknown_exchange(tmp_path: Path) -> None:
@@ -295,8 +292,8 @@ def test_benchmark_not_among_benchmarks(tmp_path: Path) -> None:
 
 def test_missing_key_of_a_security_points_at_that_security(tmp_path: Path) -> None:
     path = write_study(tmp_path, (
-        'currency = "KRW"\nbenchmark = "^KS11"\n\n[[securities]]\nticker = "005930.KS"',
-        'benchmark = "^KS11"\n\n[[securities]]\nticker = "005930.KS"',
+        'name_local = "SK하이닉스"\nexchange = "XKRX"\ncurrency = "KRW"\n',
+        'name_local = "SK하이닉스"\nexchange = "XKRX"\n',
     ))
     err = load_error(path)
     assert "securities '000660.KS' has no 'currency'" in str(err)
@@ -336,3 +333,42 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "no such file" in msg
     assert "events/deepseek.toml" in msg  # an example of what to give
     assert err.exit_code == ExitCode.INPUT
+
+
+# --------------------------------------------------------------------------- factors, models
+
+
+def test_unknown_factor_in_a_model(tmp_path: Path) -> None:
+    path = write_study(tmp_path, ('factors = ["nasdaq_prev"]', 'factors = ["nasdaq_prv"]'))
+    err = load_error(path)
+    assert "model 'market+us': factor 'nasdaq_prv' is not defined in [[factors]]" in str(err)
+    assert "did you mean 'nasdaq_prev'?" in str(err)
+    _, line = line_of_error(err, path)
+    assert line == 'factors = ["nasdaq_prv"]'
+
+
+def test_unknown_model_of_a_security(tmp_path: Path) -> None:
+    path = write_study(tmp_path, ('"market-adjusted", "market+us"]',
+                                  '"market-adjusted", "market+uss"]'))
+    err = load_error(path)
+    assert "unknown model 'market+uss' in securities '000660.KS' models" in str(err)
+    assert "did you mean 'market+us'?" in str(err)
+
+
+def test_factor_lag_must_be_small_whole_number(tmp_path: Path) -> None:
+    path = write_study(tmp_path, ('exchange = "XNYS"\nname = "Nasdaq Composite',
+                                  'exchange = "XNYS"\nlag = -1\nname = "Nasdaq Composite'))
+    err = load_error(path)
+    assert "lag must be a whole number of sessions from 0 to 5" in str(err)
+
+
+def test_models_and_factors_load() -> None:
+    from impact.catalog import load_study
+
+    s = load_study(ROOT / "events" / "deepseek.toml")
+    assert s.models_for("NVDA") == ("market", "constant-mean", "market-adjusted")
+    assert s.models_for("000660.KS")[-1] == "market+us"
+    spec = s.model_specs["market+us"]
+    assert spec.kind == "multi-factor" and spec.factors == ("nasdaq_prev",) and spec.market
+    assert "^IXIC" in s.all_tickers
+    assert s.instrument("^IXIC").exchange == "XNYS"

@@ -132,3 +132,29 @@ def test_rerun_adds_a_run_and_keeps_the_old_one(deepseek_run, tmp_path, prices_d
     assert len(hashes) == 1
     # the day0 view shows the latest run only
     assert q(db, "SELECT DISTINCT run_id FROM day0") == [(2,)]
+
+
+def test_korean_pair_adds_the_us_sessions_as_a_factor(deepseek_run) -> None:  # type: ignore[no-untyped-def]
+    db = deepseek_run.db
+    models = q(db, "SELECT ticker, string_agg(model, ',' ORDER BY model) FROM model_fits "
+                   "WHERE run_id = 1 AND event_id = 'deepseek-app-store' GROUP BY 1")
+    by = dict(models)
+    assert "market+us" in by["000660.KS"] and "market+us" not in by["NVDA"]
+    (params,) = q(db, "SELECT params FROM model_fits WHERE run_id = 1 AND ticker = '000660.KS' "
+                      "AND event_id = 'deepseek-app-store' AND model = 'market+us'")[0]
+    p = json.loads(params)  # type: ignore[arg-type]
+    # on 2025-01-31 the factor is Nasdaq's return over the New York sessions that closed
+    # after KRX's close of Friday 01-24: Friday 01-24 itself (it closed later) and 01-27..30
+    ixic = [r[0] for r in q(db, "SELECT ret FROM returns WHERE ticker = '^IXIC' AND date "
+                                "BETWEEN '2025-01-24' AND '2025-01-30' ORDER BY date")]
+    assert len(ixic) == 5
+    f = 1.0
+    for r in ixic:
+        f *= 1 + r  # type: ignore[operator]
+    f -= 1
+    (rm, exp_ret) = q(db, "SELECT benchmark_ret, expected_ret FROM abnormal_returns "
+                               "WHERE run_id = 1 AND ticker = '000660.KS' AND model = "
+                               "'market+us' AND event_id = 'deepseek-app-store' AND rel_day = 0")[0]
+    assert exp_ret == pytest.approx(p["alpha"] + p["beta"] * rm + p["nasdaq_prev"] * f,
+                                    abs=1e-12)
+    assert f == pytest.approx(-0.0185, abs=0.0005)  # the US sell-off the closure held back

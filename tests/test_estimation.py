@@ -213,3 +213,111 @@ def test_too_few_observations_and_constant_benchmark() -> None:
                         mkt=s.mkt, excluded=s.excluded)
     with pytest.raises(ValueError, match="usable"):
         fit(empty, "market", EST, EVW)
+
+
+# --------------------------------------------------------------------------- more models
+
+
+def with_factor(s: EventSeries, seed: int = 21) -> tuple[EventSeries, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0, 0.01, len(s.rel_day))
+    ret = s.ret + 0.6 * f
+    return EventSeries(rel_day=s.rel_day, dates=s.dates, ret=ret, mkt=s.mkt,
+                       excluded=s.excluded, factors={"us_prev": f}), f
+
+
+def test_multi_factor_model_matches_statsmodels() -> None:
+    from impact.estimation import ModelSpec
+
+    s, f = with_factor(make_series(seed=13, gaps=(-77,)))
+    spec = ModelSpec(name="market+us", kind="multi-factor", factors=("us_prev",))
+    fitted = fit(s, spec, EST, EVW)
+    use = _est_rows(s)
+    x = np.column_stack([np.ones(use.sum()), s.mkt[use], f[use]])
+    ols = sm.OLS(s.ret[use], x).fit()
+    assert fitted.k == 3 and fitted.df == int(use.sum()) - 3
+    np.testing.assert_allclose(fitted.params, ols.params, atol=TOL)
+    assert fitted.param_names == ("alpha", "beta", "us_prev")
+    assert fitted.sigma == pytest.approx(np.sqrt(ols.scale), rel=TOL)
+    ev = (s.rel_day >= EVW[0]) & (s.rel_day <= EVW[1])
+    xw = np.column_stack([np.ones(ev.sum()), s.mkt[ev], f[ev]])
+    pred = ols.get_prediction(xw)
+    np.testing.assert_allclose(fitted.ev_ar, s.ret[ev] - pred.predicted_mean, atol=TOL)
+    np.testing.assert_allclose(fitted.ar_se, pred.se_obs, rtol=TOL)
+    c = car(fitted, (0, 3))
+    w = (s.rel_day >= 0) & (s.rel_day <= 3)
+    xw3 = np.column_stack([np.ones(w.sum()), s.mkt[w], f[w]])
+    v = ols.scale * (4 + np.ones(4) @ xw3 @ np.linalg.inv(x.T @ x) @ xw3.T @ np.ones(4))
+    assert c.var == pytest.approx(v, rel=TOL)
+    # a missing factor value on a day gives no AR that day (never a made-up one)
+    f2 = f.copy()
+    f2[s.rel_day == 2] = np.nan
+    s2 = EventSeries(s.rel_day, s.dates, s.ret, s.mkt, s.excluded, {"us_prev": f2})
+    fitted2 = fit(s2, spec, EST, EVW)
+    i = int(np.flatnonzero(fitted2.ev_rel_day == 2)[0])
+    assert np.isnan(fitted2.ev_ar[i]) and np.isnan(fitted2.ev_expected[i])
+
+
+def test_multi_factor_without_market_and_unknown_factor() -> None:
+    from impact.estimation import ModelSpec
+
+    s, f = with_factor(make_series(seed=14))
+    only = ModelSpec(name="us-only", kind="multi-factor", factors=("us_prev",), market=False)
+    fitted = fit(s, only, EST, EVW)
+    use = _est_rows(s)
+    ols = sm.OLS(s.ret[use], sm.add_constant(f[use])).fit()
+    np.testing.assert_allclose(fitted.params, ols.params, atol=TOL)
+    assert np.isnan(fitted.beta)
+    bad = ModelSpec(name="x", kind="multi-factor", factors=("nope",))
+    with pytest.raises(ValueError, match="needs factor 'nope'"):
+        fit(s, bad, EST, EVW)
+
+
+def _lead_lag(s: EventSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    use = _est_rows(s)
+    lag = np.r_[np.nan, s.mkt[:-1]]
+    lead = np.r_[s.mkt[1:], np.nan]
+    rows = use & np.isfinite(lag) & np.isfinite(lead)
+    return rows, lag, lead, use
+
+
+def test_scholes_williams_beta() -> None:
+    s = make_series(seed=15)
+    fitted = fit(s, "scholes-williams", EST, EVW)
+    rows, lag, lead, use = _lead_lag(s)
+    y, m = s.ret[rows], s.mkt[rows]
+
+    def b(x: np.ndarray) -> float:
+        return float(sm.OLS(y, sm.add_constant(x)).fit().params[1])
+
+    rho = np.corrcoef(m, lag[rows])[0, 1]
+    beta = (b(lag[rows]) + b(m) + b(lead[rows])) / (1 + 2 * rho)
+    assert fitted.beta == pytest.approx(beta, rel=1e-10)
+    assert fitted.alpha == pytest.approx(y.mean() - beta * m.mean(), abs=TOL)
+    # residuals over the whole estimation window, s^2 with L1 - 2
+    resid = s.ret[use] - fitted.alpha - fitted.beta * s.mkt[use]
+    assert fitted.sigma == pytest.approx(np.sqrt(resid @ resid / (use.sum() - 2)), rel=TOL)
+
+
+def test_dimson_beta_is_the_sum_of_lead_lag_coefficients() -> None:
+    s = make_series(seed=16)
+    fitted = fit(s, "dimson", EST, EVW)
+    rows, lag, lead, _use = _lead_lag(s)
+    x = np.column_stack([lag[rows], s.mkt[rows], lead[rows]])
+    ols = sm.OLS(s.ret[rows], sm.add_constant(x)).fit()
+    assert fitted.beta == pytest.approx(ols.params[1:].sum(), rel=1e-10)
+    assert fitted.alpha == pytest.approx(
+        s.ret[rows].mean() - fitted.beta * s.mkt[rows].mean(), abs=TOL)
+
+
+def test_thin_trading_lowers_the_ols_beta_but_not_scholes_williams() -> None:
+    """A security that reacts to the market one session late: OLS beta is biased down."""
+    rng = np.random.default_rng(3)
+    rel = np.arange(EST[0], EVW[1] + 1)
+    mkt = rng.normal(0, 0.01, len(rel))
+    ret = 0.5 * mkt + 0.5 * np.r_[0.0, mkt[:-1]] + rng.normal(0, 0.002, len(rel))
+    dates = tuple(date(2024, 1, 1) + timedelta(days=int(i)) for i in range(len(rel)))
+    s = EventSeries(rel, dates, ret, mkt, np.zeros(len(rel), dtype=bool))
+    assert fit(s, "market", EST, EVW).beta == pytest.approx(0.5, abs=0.1)
+    assert fit(s, "scholes-williams", EST, EVW).beta == pytest.approx(1.0, abs=0.1)
+    assert fit(s, "dimson", EST, EVW).beta == pytest.approx(1.0, abs=0.05)

@@ -165,8 +165,12 @@ def test_report_shows_the_sq_bound_and_the_nominal_window(deepseek_run) -> None:
 
 def test_report_with_another_model_only(tmp_path: Path, prices_dir: Path) -> None:
     study = tmp_path / "cm.toml"
-    study.write_text(STUDY.read_text().replace(
-        'models = ["market", "constant-mean", "market-adjusted"]', 'models = ["constant-mean"]'))
+    text = STUDY.read_text().replace(
+        'models = ["market", "constant-mean", "market-adjusted"]', 'models = ["constant-mean"]')
+    text = text.replace('models = ["market", "constant-mean", "market-adjusted", "market+us"]\n',
+                        "")
+    assert "market+us\"]" not in text
+    study.write_text(text)
     out = api.run(study, db=tmp_path / "x.duckdb", prices_dir=prices_dir,
                   reports_dir=tmp_path / "r")
     assert out.report is not None
