@@ -8,3 +8,14 @@ the CLI calls.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["EventStudy", "StudyResults", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy access to the API classes (keeps ``import impact`` light)."""
+    if name in ("EventStudy", "StudyResults"):
+        from impact import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

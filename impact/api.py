@@ -22,7 +22,7 @@ from impact.query import TableInfo
 from impact.report import ReportFiles, StagedReport, render_report, stage_report
 from impact.sources import choose_source
 from impact.storage import connect, fetch_one, write_run
-from impact.study import compute_study
+from impact.study import StudyRun, compute_study
 
 #: Default database file.
 DEFAULT_DB = "impact.duckdb"
@@ -46,6 +46,115 @@ class RunOutcome:
 def validate(study_path: str | Path) -> Study:
     """Load and validate a study file (raises :class:`impact.errors.CatalogError`)."""
     return load_study(study_path)
+
+
+class EventStudy:
+    """An event study from a study file: ``EventStudy(path).fit()`` -> results.
+
+    The Python face of ``impact run``: the same validation, prices, alignment,
+    models and tests, without writing anything until :meth:`StudyResults.save`.
+
+    Parameters
+    ----------
+    study
+        Path of a study file, or a loaded :class:`~impact.catalog.Study`.
+    source
+        ``auto``, ``snapshot`` or ``yahoo`` (default: the study file's).
+    prices_dir
+        Snapshot directory (overrides the study file and ``IMPACT_PRICES_DIR``).
+
+    Examples
+    --------
+    >>> res = EventStudy("events/deepseek.toml").fit()          # doctest: +SKIP
+    >>> res.car.filter(pl.col("ticker") == "NVDA")             # doctest: +SKIP
+    >>> print(res.summary)                                     # doctest: +SKIP
+    """
+
+    def __init__(self, study: str | Path | Study, *, source: str | None = None,
+                 prices_dir: str | Path | None = None) -> None:
+        self.study = study if isinstance(study, Study) else load_study(study)
+        self.source = choose_source(
+            self.study.prices.source, self.study.prices.snapshot, override_source=source,
+            override_dir=Path(prices_dir) if prices_dir else None)
+
+    def fit(self, progress: Callable[[str], None] | None = None) -> StudyResults:
+        """Fetch prices, align, estimate and test; nothing is written."""
+        return StudyResults(compute_study(self.study, self.source, progress=progress))
+
+
+class StudyResults:
+    """What :meth:`EventStudy.fit` computed, as read-only frames.
+
+    Each frame has the columns of the database table of the same name
+    (``docs/schema.md``), without ``run_id``.
+    """
+
+    def __init__(self, run: StudyRun) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> StudyRun:
+        """Everything computed, as stored by :meth:`save`."""
+        return self._run
+
+    @property
+    def params(self) -> pl.DataFrame:
+        """Fitted models: alpha, beta, sigma, nobs, ... per event, security and model."""
+        return self._run.fits
+
+    @property
+    def abnormal_returns(self) -> pl.DataFrame:
+        """Daily abnormal returns over the event windows."""
+        return self._run.abnormal_returns
+
+    @property
+    def car(self) -> pl.DataFrame:
+        """CARs per window with the single-security t and sample-quantile tests and BHAR."""
+        return self._run.car
+
+    @property
+    def tests(self) -> pl.DataFrame:
+        """Every test per event, group of securities, model and window."""
+        return self._run.tests
+
+    @property
+    def aggregates(self) -> pl.DataFrame:
+        """CAAR across securities (and across events) with their standard errors."""
+        return self._run.aggregates
+
+    @property
+    def day0(self) -> pl.DataFrame:
+        """Day 0 of every event on every exchange."""
+        return self._run.alignments
+
+    @property
+    def summary(self) -> str:
+        """A short text summary: day-0 returns and CARs of the primary event."""
+        st = self._run.study
+        model = "market" if "market" in st.all_models else st.all_models[0]
+        lines = [f"{st.title} ({st.name}): primary event {st.primary_event}, {model} model"]
+        ars = self.abnormal_returns.filter(
+            (pl.col("event_id") == st.primary_event) & (pl.col("model") == model)
+            & (pl.col("rel_day") == 0))
+        for r in ars.iter_rows(named=True):
+            lines.append(f"  {r['ticker']:<10} day 0 {r['date']}  return {r['ret']:+.2%}  "
+                         f"AR {r['ar']:+.2%}  t {r['t']:+.2f}")
+        for r in self.car.filter((pl.col("event_id") == st.primary_event)
+                                 & (pl.col("model") == model)).iter_rows(named=True):
+            if r["status"] == "ok":
+                lines.append(f"  {r['ticker']:<10} CAR[{r['window_start']:+d},"
+                             f"{r['window_end']:+d}] {r['car']:+.2%}  t {r['t']:+.2f}  "
+                             f"p {r['p']:.4f}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary
+
+    def save(self, db: str | Path = DEFAULT_DB, *, reports_dir: str | Path | None = None,
+             command: str | None = None,
+             progress: Callable[[str], None] | None = None) -> RunOutcome:
+        """Store the results as a new run (and render its report if ``reports_dir``)."""
+        return _store(self._run, db, reports_dir, command, progress or (lambda _m: None))
 
 
 def run(
@@ -89,14 +198,14 @@ def run(
         (and not created if it did not exist).
     """
     say = progress or (lambda _m: None)
-    study = load_study(study_path)
-    src = choose_source(
-        study.prices.source,
-        study.prices.snapshot,
-        override_source=source,
-        override_dir=Path(prices_dir) if prices_dir else None,
-    )
-    computed = compute_study(study, src, progress=say)
+    results = EventStudy(study_path, source=source, prices_dir=prices_dir).fit(progress=say)
+    return _store(results.run, db, reports_dir, command, say)
+
+
+def _store(computed: StudyRun, db: str | Path, reports_dir: str | Path | None,
+           command: str | None, say: Callable[[str], None]) -> RunOutcome:
+    """Write a computed run (and its report) in one transaction."""
+    study = computed.study
     db_path = Path(db)
     existed = db_path.exists()
     say(f"writing run to {db_path}")

@@ -124,6 +124,23 @@ class Windows:
 
 
 @dataclass(frozen=True)
+class CrossSection:
+    """A second-stage regression of CARs on security characteristics."""
+
+    #: A patsy/statsmodels formula on ``car`` and attribute columns, e.g.
+    #: ``car ~ memory_maker + C(exchange)``.
+    formula: str
+    #: CSV of security attributes (resolved against the study file); it fills the
+    #: database's ``security_attributes`` table.
+    attributes: Path
+    #: The CAR window and model whose CARs are explained.
+    window: tuple[int, int] = (0, 1)
+    model: str = "market"
+    #: The event (default: the primary event).
+    event: str | None = None
+
+
+@dataclass(frozen=True)
 class PriceConfig:
     """Where prices come from."""
 
@@ -156,6 +173,8 @@ class Study:
     factors: tuple[Factor, ...] = ()
     #: Every model the study may use, by name: the built-ins and [[models]].
     model_specs: dict[str, ModelSpec] = field(default_factory=dict)
+    #: The second-stage regression, if any.
+    cross_section: CrossSection | None = None
     #: The raw text of the file (stored with each run for reproducibility).
     text: str = field(repr=False, default="")
 
@@ -542,7 +561,7 @@ def parse_study(text: str, path: Path) -> Study:
     _check_keys(
         ctx, raw_study,
         ["name", "title", "description", "primary_event", "events", "models", "windows",
-         "prices", "estimation_overlap"],
+         "prices", "estimation_overlap", "cross_section"],
         "[study]", block=STUDY_BLOCK,
     )
 
@@ -649,6 +668,8 @@ def parse_study(text: str, path: Path) -> Study:
         models=tuple(dict.fromkeys(models_raw)),
         factors=factors,
         model_specs=specs,
+        cross_section=_parse_cross_section(ctx, raw_study.get("cross_section"), path, windows,
+                                           models_raw, set(seen)),
         windows=windows,
         prices=prices,
         estimation_overlap=str(overlap),
@@ -657,6 +678,46 @@ def parse_study(text: str, path: Path) -> Study:
         events=tuple(events),
         text=text,
     )
+
+
+def _parse_cross_section(ctx: _Ctx, raw: Any, path: Path, windows: Windows,
+                         models: tuple[str, ...], event_ids: set[str]) -> CrossSection | None:
+    if raw is None:
+        return None
+    block = ("study.cross_section", 0)
+    if not isinstance(raw, dict):
+        raise ctx.error("[study.cross_section] must be a table", field="study.cross_section")
+    _check_keys(ctx, raw, ["formula", "attributes", "window", "model", "event"],
+                "[study.cross_section]", block=block)
+    formula = _req_str(ctx, raw, "formula", "[study.cross_section]", block=block)
+    if "~" not in formula or not formula.split("~")[0].strip() == "car":
+        raise ctx.error(f"the formula must explain car, e.g. \"car ~ memory_maker\"; got "
+                        f"{formula!r}", field="study.cross_section.formula",
+                        line=ctx.key_line(block, "formula"))
+    window = windows.car[0] if "window" not in raw else _window(ctx, raw["window"],
+                                                                "study.cross_section.window")
+    if window not in windows.car:
+        raise ctx.error(f"study.cross_section.window {list(window)} is not one of the CAR "
+                        f"windows {[list(w) for w in windows.car]}",
+                        field="study.cross_section.window", line=ctx.key_line(block, "window"))
+    model = raw.get("model", "market")
+    if model not in models:
+        raise ctx.error(f"study.cross_section.model '{model}' is not among the study's models "
+                        f"({', '.join(models)})", field="study.cross_section.model",
+                        line=ctx.key_line(block, "model"))
+    event = raw.get("event")
+    if event is not None and event not in event_ids:
+        raise ctx.error(f"study.cross_section.event '{event}' is not in the catalog",
+                        field="study.cross_section.event", line=ctx.key_line(block, "event"))
+    attrs = raw.get("attributes")
+    if not isinstance(attrs, str):
+        raise ctx.error("study.cross_section.attributes must be the path of a CSV with a "
+                        "ticker column and one column per characteristic (relative to the "
+                        "study file)", field="study.cross_section.attributes",
+                        line=ctx.key_line(block, "attributes"))
+    attributes = (path.parent / attrs).resolve()
+    return CrossSection(formula=formula, attributes=attributes, window=window,
+                        model=str(model), event=event)
 
 
 def _model_list(ctx: _Ctx, raw: Any, block: tuple[str, int]) -> tuple[str, ...]:

@@ -210,6 +210,32 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE abnormal_returns SET basis = r.basis FROM returns r "
                 "WHERE r.ticker = abnormal_returns.ticker AND r.date = abnormal_returns.date")
     con.execute("ALTER TABLE car ADD COLUMN other_events VARCHAR")
+    con.execute(
+        "CREATE TABLE tests (run_id BIGINT, event_id VARCHAR, group_name VARCHAR, "
+        "tickers VARCHAR, model VARCHAR, window_start INTEGER, window_end INTEGER, "
+        "test VARCHAR, label VARCHAR, statistic DOUBLE, distribution VARCHAR, df DOUBLE, "
+        "p DOUBLE, n INTEGER, status VARCHAR, reason VARCHAR, clustering_robust BOOLEAN, "
+        "PRIMARY KEY (run_id, event_id, group_name, model, window_start, window_end, test))")
+    con.execute(
+        "CREATE TABLE aggregates (run_id BIGINT, event_id VARCHAR, group_name VARCHAR, "
+        "tickers VARCHAR, model VARCHAR, window_start INTEGER, window_end INTEGER, n INTEGER, "
+        "caar DOUBLE, se_cross_section DOUBLE, se_portfolio DOUBLE, se_model DOUBLE, "
+        "dropped VARCHAR, "
+        "PRIMARY KEY (run_id, event_id, group_name, model, window_start, window_end))")
+    con.execute(
+        "CREATE TABLE security_attributes (ticker VARCHAR, attribute VARCHAR, value DOUBLE, "
+        "value_text VARCHAR, source VARCHAR, loaded_at TIMESTAMP, "
+        "PRIMARY KEY (ticker, attribute))")
+    con.execute(
+        "CREATE TABLE cross_section (run_id BIGINT, event_id VARCHAR, model VARCHAR, "
+        "window_start INTEGER, window_end INTEGER, formula VARCHAR, term VARCHAR, "
+        "coef DOUBLE, se DOUBLE, t DOUBLE, p DOUBLE, nobs INTEGER, df_resid INTEGER, "
+        "r2 DOUBLE, cov_type VARCHAR, descriptive BOOLEAN, notice VARCHAR, "
+        "PRIMARY KEY (run_id, event_id, model, window_start, window_end, term))")
+    con.execute(
+        "CREATE TABLE aar (run_id BIGINT, event_id VARCHAR, group_name VARCHAR, "
+        "model VARCHAR, rel_day INTEGER, n INTEGER, aar DOUBLE, se DOUBLE, caar DOUBLE, "
+        "PRIMARY KEY (run_id, event_id, group_name, model, rel_day))")
 
     con.execute("CREATE TABLE _impact_migrations (version INTEGER PRIMARY KEY, "
                 "description VARCHAR, applied_at TIMESTAMP)")

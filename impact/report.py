@@ -308,6 +308,12 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
         lines += _table(["security", "window", "CAR", "s.e.", "t", "p", "SQ p", "BHAR",
                          "other events inside"], rows)
 
+    # --- tests across securities
+    lines += _tests_section(con, run_id, primary, model, params)
+
+    # --- cross-sectional regression
+    lines += _cross_section_section(con, run_id)
+
     # --- figures
     figures: list[Path] = []
     ax = plots.plot_car_paths(main.select("ticker", "rel_day", "car", "car_se"),
@@ -478,3 +484,87 @@ def _indexed_prices_figure(con: duckdb.DuckDBPyConnection, params: dict[str, Any
 
 def _tzinfo(exchange: str) -> Any:
     return ZoneInfo(exchange_tz(exchange))
+
+
+def _tests_section(con: duckdb.DuckDBPyConnection, run_id: int, primary: str, model: str,
+                   params: dict[str, Any]) -> list[str]:
+    """The test table for each group of securities of the primary event."""
+    tests = _q(con, "SELECT * FROM tests WHERE run_id = ? AND event_id = ? AND model = ? "
+                    "AND tickers LIKE '%,%'", [run_id, primary, model])
+    aggs = _q(con, "SELECT * FROM aggregates WHERE run_id = ? AND event_id = ? AND model = ?",
+              [run_id, primary, model])
+    if tests.height == 0:
+        return []
+    wins = [(int(w[0]), int(w[1])) for w in params["windows"]["car"]]
+    lines = ["## Tests across securities", "",
+             f"Event `{primary}`, {model} model. Securities of one exchange share day 0, so "
+             "their abnormal returns are cross-correlated: tests that assume independent "
+             "securities overstate significance. **Clustering-robust tests** (valid when "
+             "securities share an event date) are marked ✔; the others are shown for "
+             "comparison. CAAR standard errors: cross-sectional (independence), portfolio "
+             "(Brown-Warner, robust). Definitions: docs/tests.md.", ""]
+    order = {name: i for i, name in enumerate(
+        ["kp_bmp", "kp_patell", "bw_cda", "portfolio_wald", "sur_wald", "sur_joint", "grank",
+         "corrado", "corrado_cowan", "bootstrap_caar", "t_cs", "patell", "bmp", "sign",
+         "gsign", "wilcoxon", "skew_t"])}
+    groups = sorted(tests["group_name"].unique().to_list(), key=lambda g: (g == "all", g))
+    for group in groups:
+        sub = tests.filter(pl.col("group_name") == group)
+        tickers = sub["tickers"][0]
+        title = ("all securities" if group == "all"
+                 else f"{_EXCHANGE_LABEL.get(group, group)} securities (shared day 0)")
+        lines += [f"### {title}: {tickers}", ""]
+        agg_rows = []
+        for a, b in wins:
+            ag = aggs.filter((pl.col("group_name") == group) & (pl.col("window_start") == a)
+                             & (pl.col("window_end") == b))
+            if ag.height:
+                r = ag.row(0, named=True)
+                agg_rows.append([f"[{a:+d}, {b:+d}]", str(r["n"]), _pct(r["caar"]),
+                                 _pct_abs(r["se_cross_section"]), _pct_abs(r["se_portfolio"])])
+        lines += _table(["window", "n", "CAAR", "s.e. cross-section", "s.e. portfolio"],
+                        agg_rows)
+        header = ["test", "robust"] + [f"[{a:+d}, {b:+d}]" for a, b in wins]
+        rows = []
+        names = sorted(sub["test"].unique().to_list(), key=lambda t: order.get(t, 99))
+        for name in names:
+            t = sub.filter(pl.col("test") == name)
+            label = t["label"][0]
+            robust = "✔" if t["clustering_robust"][0] else ""
+            cells = [label, robust]
+            for a, b in wins:
+                c = t.filter((pl.col("window_start") == a) & (pl.col("window_end") == b))
+                if c.height == 0:
+                    cells.append("")
+                    continue
+                r = c.row(0, named=True)
+                if r["status"] != "ok" and (r["reason"] or "").startswith("one-day test"):
+                    cells.append("(one day only)")
+                elif r["status"] != "ok":
+                    cells.append("not computed: " + _md(r["reason"] or ""))
+                else:
+                    cells.append(f"{_num(r['statistic'])} ({_p(r['p'])})")
+            rows.append(cells)
+        lines += ["Statistic (p-value) per window:", ""]
+        lines += _table(header, rows)
+    return lines
+
+
+def _cross_section_section(con: duckdb.DuckDBPyConnection, run_id: int) -> list[str]:
+    cs = _q(con, "SELECT * FROM cross_section WHERE run_id = ? ORDER BY term", [run_id])
+    if cs.height == 0:
+        return []
+    r0 = cs.row(0, named=True)
+    lines = ["## Cross-sectional regression", "",
+             f"`{r0['formula']}` on CAR[{r0['window_start']:+d}, {r0['window_end']:+d}] "
+             f"({r0['model']} model, event `{r0['event_id']}`), {r0['cov_type']} standard "
+             f"errors, {r0['nobs']} securities, R² = {_num(r0['r2'], 3)}.", ""]
+    if r0["descriptive"]:
+        lines += [f"**Descriptive only.** {r0['notice'] or ''}", ""]
+    rows = [[_md(r["term"]), _num(r["coef"], 4),
+             _num(r["se"], 4) if not r0["descriptive"] else "",
+             _num(r["t"]) if not r0["descriptive"] else "",
+             _p(r["p"]) if not r0["descriptive"] else ""]
+            for r in cs.iter_rows(named=True)]
+    lines += _table(["term", "coefficient", "s.e.", "t", "p"], rows)
+    return lines

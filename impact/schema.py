@@ -224,6 +224,94 @@ TABLES: tuple[Table, ...] = (
         _c("other_events", "VARCHAR", "Other studied events whose day 0 on this exchange falls "
            "inside the window (comma-separated; NULL if none): the CAR mixes their effects."),
     ), ("run_id", "event_id", "ticker", "model", "window_start", "window_end")),
+    Table("tests", "Tests of no abnormal return over each CAR window, per event, model and "
+          "group of securities: one security (its ticker), the securities of one exchange, "
+          "which share day 0 (e.g. XKRX), or all. Tests that assume independent securities "
+          "are marked clustering_robust = false. Definitions: docs/tests.md.", (
+        RUN_ID, EVENT_ID,
+        _c("group_name", "VARCHAR", "A ticker, an exchange (its securities share day 0) or "
+           "'all'."),
+        _c("tickers", "VARCHAR", "The securities in the group (comma-separated)."),
+        MODEL,
+        _c("window_start", "INTEGER", "First day of the window, relative to day 0."),
+        _c("window_end", "INTEGER", "Last day of the window, relative to day 0."),
+        _c("test", "VARCHAR", "Stable test id: t_single, sq_single, t_cs, bw_cda, patell, bmp, "
+           "kp_bmp, kp_patell, corrado, corrado_cowan, grank, sign, gsign, wilcoxon, skew_t, "
+           "bootstrap_caar, dummy_wald, portfolio_wald, sur_wald, sur_joint."),
+        _c("label", "VARCHAR", "The test's name in words."),
+        _c("statistic", "DOUBLE", "The test statistic (NULL when not computed)."),
+        _c("distribution", "VARCHAR", "Null distribution: t, normal, exact, empirical, "
+           "bootstrap, or F(q, df) for Wald tests."),
+        _c("df", "DOUBLE", "Degrees of freedom of a t distribution, or the denominator "
+           "degrees of freedom of an F."),
+        _c("p", "DOUBLE", "Two-sided p-value (the Wald tests' F is one-sided by nature; the "
+           "sample-quantile p is one-sided in the CAR's direction)."),
+        _c("n", "INTEGER", "Securities used."),
+        _c("status", "VARCHAR", "ok, or 'not computed'."),
+        _c("reason", "VARCHAR", "Why the test was not computed."),
+        _c("clustering_robust", "BOOLEAN", "True when the test stays valid if the securities "
+           "share an event date (cross-correlated abnormal returns)."),
+    ), ("run_id", "event_id", "group_name", "model", "window_start", "window_end", "test")),
+    Table("aggregates", "CAAR across the securities of a group over each CAR window, with "
+          "three standard errors; event '*' averages across all studied events.", (
+        RUN_ID,
+        _c("event_id", "VARCHAR", "The event, or '*' for the average across events."),
+        _c("group_name", "VARCHAR", "An exchange or 'all'."),
+        _c("tickers", "VARCHAR", "The securities averaged."),
+        MODEL,
+        _c("window_start", "INTEGER", "First day of the window."),
+        _c("window_end", "INTEGER", "Last day of the window."),
+        _c("n", "INTEGER", "Securities with an abnormal return on every day of the window."),
+        _c("caar", "DOUBLE", "Mean CAR across the securities (= sum of the AARs)."),
+        _c("se_cross_section", "DOUBLE", "sd(CAR_i) / sqrt(n): assumes independent "
+           "securities."),
+        _c("se_portfolio", "DOUBLE", "Brown-Warner portfolio standard error sqrt(L) S from "
+           "the estimation-window portfolio residuals: robust to cross-correlation."),
+        _c("se_model", "DOUBLE", "sqrt(sum_i Var(CAR_i)) / n with the forecast-error-corrected "
+           "variances: assumes independent securities."),
+        _c("dropped", "VARCHAR", "Securities left out and why."),
+    ), ("run_id", "event_id", "group_name", "model", "window_start", "window_end")),
+    Table("aar", "Average abnormal return across the securities of a group on each "
+          "event-window day, with its cross-sectional standard error and the running CAAR.", (
+        RUN_ID, EVENT_ID,
+        _c("group_name", "VARCHAR", "An exchange or 'all'."),
+        MODEL,
+        _c("rel_day", "INTEGER", "Day relative to day 0."),
+        _c("n", "INTEGER", "Securities with an abnormal return that day."),
+        _c("aar", "DOUBLE", "Mean abnormal return."),
+        _c("se", "DOUBLE", "Cross-sectional standard error sd / sqrt(n)."),
+        _c("caar", "DOUBLE", "Running sum of the AARs from the first event-window day."),
+    ), ("run_id", "event_id", "group_name", "model", "rel_day")),
+    Table("security_attributes", "Characteristics of securities for cross-sectional "
+          "regressions, one row per security and attribute, filled from the CSV named in "
+          "a study's [study.cross_section] attributes.", (
+        TICKER,
+        _c("attribute", "VARCHAR", "The characteristic (a CSV column name)."),
+        _c("value", "DOUBLE", "Its value when numeric."),
+        _c("value_text", "VARCHAR", "Its value when text (a category)."),
+        _c("source", "VARCHAR", "The CSV it came from."),
+        _c("loaded_at", "TIMESTAMP", "When it was written (UTC)."),
+    ), ("ticker", "attribute")),
+    Table("cross_section", "Second-stage regression of CARs on security characteristics "
+          "(one row per term), with heteroskedasticity-robust standard errors. With few "
+          "securities it is descriptive: see descriptive and notice.", (
+        RUN_ID, EVENT_ID, MODEL,
+        _c("window_start", "INTEGER", "First day of the CAR window explained."),
+        _c("window_end", "INTEGER", "Last day of the CAR window explained."),
+        _c("formula", "VARCHAR", "The formula, e.g. car ~ memory_maker."),
+        _c("term", "VARCHAR", "The regressor (Intercept, an attribute, a category level)."),
+        _c("coef", "DOUBLE", "Its coefficient."),
+        _c("se", "DOUBLE", "Robust standard error (cov_type)."),
+        _c("t", "DOUBLE", "coef / se."),
+        _c("p", "DOUBLE", "Two-sided p-value against t(df_resid)."),
+        _c("nobs", "INTEGER", "Securities in the regression."),
+        _c("df_resid", "INTEGER", "Residual degrees of freedom."),
+        _c("r2", "DOUBLE", "R-squared."),
+        _c("cov_type", "VARCHAR", "Covariance estimator, e.g. HC1."),
+        _c("descriptive", "BOOLEAN", "True when there are too few securities for inference "
+           "(nobs < 10 or df_resid < 5): read the coefficients as a description."),
+        _c("notice", "VARCHAR", "The sentence the report prints about it."),
+    ), ("run_id", "event_id", "model", "window_start", "window_end", "term")),
 )
 
 @dataclass(frozen=True)

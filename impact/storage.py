@@ -292,6 +292,10 @@ def write_run(
                             ("amount", "currency", "source"))
         n_returns = _upsert_changed(con, "returns", returns, ("ticker", "date"),
                                     ("prev_date", "ret", "basis", "source"))
+        if run.security_attributes.height:
+            attrs = run.security_attributes.with_columns(pl.lit(now).alias("loaded_at"))
+            _upsert_changed(con, "security_attributes", attrs, ("ticker", "attribute"),
+                            ("value", "value_text", "source"))
         row = fetch_one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")
         assert row is not None
         run_id = int(row[0])
@@ -301,7 +305,9 @@ def write_run(
              __version__, run.price_source, run.inputs_hash, json.dumps(run.notes), command],
         )
         for table, frame in (("event_days", run.alignments), ("model_fits", run.fits),
-                             ("abnormal_returns", run.abnormal_returns), ("car", run.car)):
+                             ("abnormal_returns", run.abnormal_returns), ("car", run.car),
+                             ("tests", run.tests), ("aggregates", run.aggregates),
+                             ("aar", run.aar), ("cross_section", run.cross_section)):
             _insert(con, table, frame.with_columns(pl.lit(run_id).alias("run_id")))
         if before_commit is not None:
             before_commit(con, run_id)

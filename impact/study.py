@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from impact.analysis import FitKey, infer
 from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
 from impact.catalog import Study
 from impact.errors import DataError
@@ -47,6 +48,11 @@ class StudyRun:
     fits: pl.DataFrame
     abnormal_returns: pl.DataFrame
     car: pl.DataFrame
+    tests: pl.DataFrame = field(default_factory=pl.DataFrame)
+    aggregates: pl.DataFrame = field(default_factory=pl.DataFrame)
+    aar: pl.DataFrame = field(default_factory=pl.DataFrame)
+    security_attributes: pl.DataFrame = field(default_factory=pl.DataFrame)
+    cross_section: pl.DataFrame = field(default_factory=pl.DataFrame)
     notes: list[str] = field(default_factory=list)
 
 
@@ -147,6 +153,8 @@ def compute_study(
             raise DataError(f"'{t}' has no usable prices between {start} and {end}")
 
     w = study.windows
+    all_fits: dict[FitKey, Fit] = {}
+    all_series: dict[tuple[str, str], EventSeries] = {}
     fit_rows: list[dict[str, Any]] = []
     ar_rows: list[dict[str, Any]] = []
     car_rows: list[dict[str, Any]] = []
@@ -220,6 +228,7 @@ def compute_study(
             }
             series = EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excluded,
                                  factors=factor_values)
+            all_series[(event_id, sec.ticker)] = series
             est_len = w.estimation[1] - w.estimation[0] + 1
             # studied events whose day 0 on this exchange falls inside the event window
             others_in_window: dict[str, int] = {}
@@ -252,6 +261,7 @@ def compute_study(
                         f"{MIN_ESTIMATION_SHARE:.0%} are needed. Fill the gaps or move the window."
                     )
                 key = {"event_id": event_id, "ticker": sec.ticker, "model": model}
+                all_fits[FitKey(event_id, sec.ticker, ex, model)] = f
                 fit_rows.append({**_fit_row(key, sec.benchmark, f), **window_info})
                 ar_rows.extend(
                     {**row, "basis": basis_lookup[sec.ticker].get(row["date"])}
@@ -270,6 +280,10 @@ def compute_study(
                                          o for o, d in others_in_window.items()
                                          if win[0] <= d <= win[1]) or None})
 
+    say("testing: cross-sectional tests, aggregates and event-dummy regressions")
+    inference = infer(all_fits, all_series, w.car, w.estimation, w.event)
+    notes.extend(inference.notes)
+    attributes, cross = _cross_section(study, car_rows)
     params = {
         "study": study.name,
         "title": study.title,
@@ -313,6 +327,11 @@ def compute_study(
         fits=pl.DataFrame(fit_rows, infer_schema_length=None),
         abnormal_returns=pl.DataFrame(ar_rows, infer_schema_length=None),
         car=pl.DataFrame(car_rows, infer_schema_length=None),
+        tests=inference.tests,
+        security_attributes=attributes,
+        cross_section=cross,
+        aggregates=inference.aggregates,
+        aar=inference.aar,
         notes=notes,
     )
 
@@ -386,3 +405,49 @@ def _dividend_notes(dividends: pl.DataFrame, sess_of: dict[str, Sessions], study
             notes.append(f"{tk}: the dividend of {row['ex_date']} is in {row['currency']}, "
                          f"the prices in {cur}: check the amount")
     return notes
+
+
+def _cross_section(study: Study, car_rows: list[dict[str, Any]]
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The second-stage regression of the study file, and the attributes it read."""
+    cs = study.cross_section
+    if cs is None:
+        return pl.DataFrame(), pl.DataFrame()
+    import pandas as pd
+
+    from impact.regression import cross_sectional_regression, read_security_attributes
+
+    attrs = read_security_attributes(cs.attributes)
+    event_id = cs.event or study.primary_event
+    cars = pd.DataFrame([
+        {"ticker": r["ticker"], "car": r["car"]} for r in car_rows
+        if r["event_id"] == event_id and r["model"] == cs.model
+        and (r["window_start"], r["window_end"]) == cs.window and r["car"] is not None
+    ])
+    if cars.empty:
+        raise DataError(f"[study.cross_section]: no complete CAR{list(cs.window)} for event "
+                        f"'{event_id}' and model '{cs.model}' to explain")
+    info = pd.DataFrame([{"ticker": s.ticker, "exchange": s.exchange, "currency": s.currency}
+                         for s in study.securities])
+    frame = cars.merge(info, on="ticker").merge(attrs, on="ticker", how="left",
+                                                suffixes=("", "_attr"))
+    try:
+        res = cross_sectional_regression(frame, cs.formula)
+    except ValueError as exc:
+        raise DataError(f"[study.cross_section] in {study.path}: {exc}") from None
+    rows = [{"event_id": event_id, "model": cs.model, "window_start": cs.window[0],
+             "window_end": cs.window[1], "formula": cs.formula, "term": str(term),
+             "coef": float(res.params[term]), "se": _nn(float(res.std_errors[term])),
+             "t": _nn(float(res.tstats[term])), "p": _nn(float(res.pvalues[term])),
+             "nobs": res.nobs, "df_resid": res.df_resid, "r2": _nn(res.rsquared),
+             "cov_type": res.cov_type, "descriptive": res.descriptive_only,
+             "notice": (res.notice[:1].upper() + res.notice[1:]) if res.notice else None}
+            for term in res.params.index]
+    attr_rows = [{"ticker": str(row["ticker"]), "attribute": str(col),
+                  "value": float(v) if isinstance(v, int | float) and not isinstance(v, bool)
+                  else None, "value_text": None if isinstance(v, int | float) else str(v),
+                  "source": str(cs.attributes)}
+                 for row in attrs.to_dict("records") for col, v in row.items()
+                 if col != "ticker"]
+    return (pl.DataFrame(attr_rows, infer_schema_length=None),
+            pl.DataFrame(rows, infer_schema_length=None))

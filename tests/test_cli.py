@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
 from click.testing import CliRunner
 
 from impact.cli import main
@@ -82,3 +83,15 @@ def test_report_of_unknown_run_fails_cleanly(tmp_path: Path, deepseek_run) -> No
     res = CliRunner().invoke(main, ["report", "1", "--db", str(tmp_path / "none.duckdb")])
     assert res.exit_code != 0 and "no database" in res.output
     assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_readme_python_example_runs(tmp_path: Path, prices_dir: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    (tmp_path / "events").symlink_to(ROOT / "events")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMPACT_PRICES_DIR", str(prices_dir))
+    exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "impact.duckdb").exists()
+    assert (tmp_path / "reports" / "deepseek" / "report.md").exists()

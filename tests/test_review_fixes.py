@@ -23,6 +23,17 @@ from impact.study import _drop_unfinished_sessions
 from tests.conftest import STUDY
 
 
+def study_text(**replace: str) -> str:
+    """The DeepSeek study file for a copy elsewhere: the attributes CSV by absolute path."""
+    text = STUDY.read_text().replace(
+        'attributes = "deepseek_attributes.csv"',
+        f'attributes = "{STUDY.parent / "deepseek_attributes.csv"}"')
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 def q(db: Path, sql: str) -> list[tuple[object, ...]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -76,7 +87,7 @@ def test_two_studies_may_share_an_event_id(tmp_path: Path, prices_dir: Path,
     db = tmp_path / "impact.duckdb"
     shutil.copy(deepseek_run.db, db)
     other = tmp_path / "other.toml"
-    other.write_text(STUDY.read_text().replace('name = "deepseek"', 'name = "other"')
+    other.write_text(study_text().replace('name = "deepseek"', 'name = "other"')
                      .replace("DeepSeek-R1 released with open weights", "R1, as seen by other"))
     api.run(other, db=db, prices_dir=prices_dir, reports_dir=None)
     rows = q(db, "SELECT study, title FROM events WHERE event_id = 'deepseek-r1-release' "
@@ -165,8 +176,10 @@ def test_report_shows_the_sq_bound_and_the_nominal_window(deepseek_run) -> None:
 
 def test_report_with_another_model_only(tmp_path: Path, prices_dir: Path) -> None:
     study = tmp_path / "cm.toml"
-    text = STUDY.read_text().replace(
+    text = study_text().replace(
         'models = ["market", "constant-mean", "market-adjusted"]', 'models = ["constant-mean"]')
+    text = text.replace('model = "market"\n\n[study.prices]', 'model = "constant-mean"\n\n'
+                        '[study.prices]')
     text = text.replace('models = ["market", "constant-mean", "market-adjusted", "market+us"]\n',
                         "")
     assert "market+us\"]" not in text
