@@ -83,6 +83,7 @@ def infer(
     *,
     n_boot: int = 2000,
     seed: int = 20250127,
+    cov_type: str = "nonrobust",
 ) -> Inference:
     """Run the test battery, aggregates and event-dummy regressions.
 
@@ -100,6 +101,8 @@ def infer(
         Bootstrap samples for the CAAR bootstrap test.
     seed
         Bootstrap seed (runs are reproducible).
+    cov_type
+        Covariance of the event-dummy regressions: ``nonrobust`` or ``HAC``.
 
     Returns
     -------
@@ -137,7 +140,7 @@ def infer(
                     aar_rows += _aar_rows(event_id, group, model, gfits, event)
             if model == "market":
                 test_rows += _regression_rows(event_id, keys, group_list, series, windows,
-                                              estimation, event, notes)
+                                              estimation, event, notes, cov_type)
         # CAAR across events: aggregates only
         all_keys = [k for k in fits if k.model == model]
         if len(events) > 1 and len(all_keys) > 1:
@@ -184,12 +187,16 @@ def _regression_rows(event_id: str, keys: Sequence[FitKey],
                      groups: Sequence[tuple[str, list[int]]],
                      series: Mapping[tuple[str, str], EventSeries],
                      windows: Sequence[tuple[int, int]], estimation: tuple[int, int],
-                     event: tuple[int, int], notes: list[str]) -> list[dict[str, Any]]:
+                     event: tuple[int, int], notes: list[str], cov_type: str
+                     ) -> list[dict[str, Any]]:
     """Event-dummy regressions: per security, and portfolio and SUR per exchange group."""
     rows: list[dict[str, Any]] = []
 
+    suffix = " (HAC)" if cov_type == "HAC" else ""
+
     def emit(res: EventDummyResults, group: str, tickers: str, test: str, label: str,
              robust: bool) -> None:
+        label += suffix
         for c in res.cars:
             w = c.joint if test == "sur_joint" else c.wald
             ok = c.status == "ok" and w is not None and math.isfinite(w.stat)
@@ -211,15 +218,17 @@ def _regression_rows(event_id: str, keys: Sequence[FitKey],
         try:
             if len(idx) == 1:
                 (tk, s), = members.items()
-                res = dummy_regression(s, estimation, event, car_windows=windows, ticker=tk)
+                res = dummy_regression(s, estimation, event, car_windows=windows, ticker=tk,
+                                       cov_type=cov_type)
                 emit(res, group, tickers, "dummy_wald",
                      "Event-dummy regression, Wald test of the summed dummies", False)
             elif group != "all":
                 res = portfolio_dummy_regression(members, estimation, event,
-                                                 car_windows=windows)
+                                                 car_windows=windows, cov_type=cov_type)
                 emit(res, group, tickers, "portfolio_wald",
                      "Portfolio event-dummy regression, Wald test", True)
-                res = sur_dummy_regression(members, estimation, event, car_windows=windows)
+                res = sur_dummy_regression(members, estimation, event, car_windows=windows,
+                                           cov_type=cov_type)
                 emit(res, group, tickers, "sur_wald",
                      "SUR event-dummy regression, Wald test of the summed CARs", True)
                 emit(res, group, tickers, "sur_joint",

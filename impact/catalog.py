@@ -175,6 +175,8 @@ class Study:
     model_specs: dict[str, ModelSpec] = field(default_factory=dict)
     #: The second-stage regression, if any.
     cross_section: CrossSection | None = None
+    #: Covariance of the event-dummy regressions: ``nonrobust`` or ``HAC`` (Newey-West).
+    event_dummy_cov: str = "nonrobust"
     #: The raw text of the file (stored with each run for reproducibility).
     text: str = field(repr=False, default="")
 
@@ -561,7 +563,7 @@ def parse_study(text: str, path: Path) -> Study:
     _check_keys(
         ctx, raw_study,
         ["name", "title", "description", "primary_event", "events", "models", "windows",
-         "prices", "estimation_overlap", "cross_section"],
+         "prices", "estimation_overlap", "cross_section", "event_dummy_cov"],
         "[study]", block=STUDY_BLOCK,
     )
 
@@ -668,6 +670,7 @@ def parse_study(text: str, path: Path) -> Study:
         models=tuple(dict.fromkeys(models_raw)),
         factors=factors,
         model_specs=specs,
+        event_dummy_cov=_parse_dummy_cov(ctx, raw_study.get("event_dummy_cov", "nonrobust")),
         cross_section=_parse_cross_section(ctx, raw_study.get("cross_section"), path, windows,
                                            models_raw, set(seen)),
         windows=windows,
@@ -678,6 +681,14 @@ def parse_study(text: str, path: Path) -> Study:
         events=tuple(events),
         text=text,
     )
+
+
+def _parse_dummy_cov(ctx: _Ctx, raw: Any) -> str:
+    if raw not in ("nonrobust", "HAC"):
+        raise ctx.error(f"study.event_dummy_cov must be \"nonrobust\" or \"HAC\" (Newey-West); "
+                        f"got {raw!r}", field="study.event_dummy_cov",
+                        line=ctx.key_line(STUDY_BLOCK, "event_dummy_cov"))
+    return str(raw)
 
 
 def _parse_cross_section(ctx: _Ctx, raw: Any, path: Path, windows: Windows,

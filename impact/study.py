@@ -281,7 +281,8 @@ def compute_study(
                                          if win[0] <= d <= win[1]) or None})
 
     say("testing: cross-sectional tests, aggregates and event-dummy regressions")
-    inference = infer(all_fits, all_series, w.car, w.estimation, w.event)
+    inference = infer(all_fits, all_series, w.car, w.estimation, w.event,
+                      cov_type=study.event_dummy_cov)
     notes.extend(inference.notes)
     attributes, cross = _cross_section(study, car_rows)
     params = {
@@ -302,6 +303,7 @@ def compute_study(
         "windows": {"estimation": list(w.estimation), "event": list(w.event),
                     "car": [list(c) for c in w.car]},
         "estimation_overlap": study.estimation_overlap,
+        "event_dummy_cov": study.event_dummy_cov,
         "price_source": data.source,
         "securities": [{"ticker": s.ticker, "exchange": s.exchange, "benchmark": s.benchmark}
                        for s in study.securities],

@@ -113,3 +113,23 @@ def test_python_api_mirrors_the_cli(deepseek_run, prices_dir: Path, tmp_path: Pa
     shutil.copy(deepseek_run.db, db)
     out = res.save(db)
     assert out.run_id == 2
+
+
+def test_hac_option_of_the_event_dummy_regressions(tmp_path: Path, prices_dir: Path) -> None:
+    text = STUDY.read_text().replace(
+        'attributes = "deepseek_attributes.csv"',
+        f'attributes = "{STUDY.parent / "deepseek_attributes.csv"}"').replace(
+        'estimation_overlap', 'event_dummy_cov = "HAC"\nestimation_overlap', 1)
+    if "event_dummy_cov" not in text:
+        text = text.replace('models = ["market", "constant-mean", "market-adjusted"]\n',
+                            'models = ["market", "constant-mean", "market-adjusted"]\n'
+                            'event_dummy_cov = "HAC"\n', 1)
+    path = tmp_path / "hac.toml"
+    path.write_text(text)
+    res = impact.EventStudy(path, prices_dir=prices_dir).fit()
+    t = res.tests.filter((pl.col("test") == "dummy_wald") & (pl.col("group_name") == "NVDA")
+                         & (pl.col("event_id") == "deepseek-app-store"))
+    assert t.height == 5 and all("(HAC)" in lbl for lbl in t["label"])
+    # HAC uses the normal/chi-squared reference, no denominator df
+    assert t["distribution"].to_list()[0].startswith("chi2")
+    assert res.run.params["event_dummy_cov"] == "HAC"
