@@ -248,14 +248,55 @@ def _store(computed: StudyRun, db: str | Path, reports_dir: str | Path | None,
     )
 
 
-def report(run_id: int, *, db: str | Path = DEFAULT_DB,
-           reports_dir: str | Path = DEFAULT_REPORTS) -> ReportFiles:
-    """Render the report of a stored run (no recomputation)."""
+def report(target: str | int, *, db: str | Path = DEFAULT_DB,
+           out: str | Path | None = None, reports_dir: str | Path = DEFAULT_REPORTS,
+           formats: tuple[str, ...] = ("md", "html")) -> ReportFiles:
+    """Render the report of a stored run from the database (no recomputation).
+
+    Parameters
+    ----------
+    target
+        A run id, or a study name (its latest run).
+    db
+        The database (opened read-only).
+    out
+        The report folder; default ``<reports_dir>/<study>``.
+    reports_dir
+        Parent folder when ``out`` is not given.
+    formats
+        Any of ``md`` and ``html``.
+
+    Raises
+    ------
+    impact.errors.DataError
+        If the run or study is unknown or has no results (nothing is written).
+    """
+    from impact.errors import DataError
+
+    bad = [f for f in formats if f not in ("md", "html")]
+    if bad or not formats:
+        raise DataError(f"unknown report format(s) {', '.join(bad) or '(none)'}: use md, html "
+                        f"or md,html")
     con = connect(db, read_only=True)
     try:
-        row = fetch_one(con, "SELECT study FROM runs WHERE run_id = ?", [run_id])
-        study = row[0] if row else "unknown"
-        return render_report(con, run_id, Path(reports_dir) / str(study))
+        if isinstance(target, int) or str(target).isdigit():
+            run_id = int(target)
+            row = fetch_one(con, "SELECT study FROM runs WHERE run_id = ?", [run_id])
+            if row is None:
+                raise DataError(f"there is no run {run_id} in {db}: see "
+                                f"'impact sql \"SELECT run_id, study, created_at FROM runs\"'")
+            study = str(row[0])
+        else:
+            study = str(target)
+            row = fetch_one(con, "SELECT max(run_id) FROM runs WHERE study = ?", [study])
+            if row is None or row[0] is None:
+                known = [r[0] for r in con.execute(
+                    "SELECT DISTINCT study FROM runs ORDER BY 1").fetchall()]
+                raise DataError(f"there is no run of a study named '{study}' in {db} (studies: "
+                                f"{', '.join(known) or 'none'})")
+            run_id = int(row[0])
+        folder = Path(out) if out is not None else Path(reports_dir) / study
+        return render_report(con, run_id, folder, formats)
     finally:
         con.close()
 

@@ -94,6 +94,9 @@ class Security:
     name_local: str = ""
     #: Models for this security (overrides the study's list); None: the study's.
     models: tuple[str, ...] | None = None
+    #: Other benchmarks to show the market model against (sensitivity), e.g. a
+    #: sector index; tickers from [[benchmarks]] on the same exchange.
+    sensitivity: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -488,7 +491,7 @@ def _parse_instrument(ctx: _Ctx, raw: Any, kind: str, index: int) -> Security:
         raise ctx.error(f"{kind}[{index}] must be a table ([[{kind}]])", field=kind)
     allowed = ["ticker", "name", "exchange", "currency", "name_local"]
     if kind == "securities":
-        allowed += ["benchmark", "models"]
+        allowed += ["benchmark", "models", "sensitivity"]
     block = (kind, index)
     _check_keys(ctx, raw, allowed, f"{kind}[{index}]", block=block)
     ticker = _req_str(ctx, raw, "ticker", f"{kind}[{index}]", block=block)
@@ -520,6 +523,8 @@ def _parse_instrument(ctx: _Ctx, raw: Any, kind: str, index: int) -> Security:
         name_local=_opt_str(ctx, raw, "name_local", block=block),
         models=_model_list(ctx, raw["models"], ("securities", index))
         if "models" in raw else None,
+        sensitivity=_ticker_list(ctx, raw.get("sensitivity", []), ("securities", index),
+                                 "sensitivity"),
     )
 
 
@@ -603,6 +608,15 @@ def parse_study(text: str, path: Path) -> Study:
                 field="securities.benchmark",
                 line=ctx.key_line(("securities", i), "benchmark"),
             )
+        for alt in sec.sensitivity:
+            other = next((b for b in benchmarks if b.ticker == alt), None)
+            if other is None or other.exchange != sec.exchange:
+                raise ctx.error(
+                    f"security '{sec.ticker}': sensitivity benchmark '{alt}' must be one of the "
+                    f"[[benchmarks]] on {sec.exchange} "
+                    f"({', '.join(b.ticker for b in benchmarks if b.exchange == sec.exchange)})",
+                    field="securities.sensitivity",
+                    line=ctx.key_line(("securities", i), "sensitivity"))
         bench = next(b for b in benchmarks if b.ticker == sec.benchmark)
         if bench.exchange != sec.exchange:
             raise ctx.error(
@@ -729,6 +743,13 @@ def _parse_cross_section(ctx: _Ctx, raw: Any, path: Path, windows: Windows,
     attributes = (path.parent / attrs).resolve()
     return CrossSection(formula=formula, attributes=attributes, window=window,
                         model=str(model), event=event)
+
+
+def _ticker_list(ctx: _Ctx, raw: Any, block: tuple[str, int], key: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        raise ctx.error(f"{key} must be a list of tickers from [[benchmarks]], e.g. "
+                        f"{key} = [\"^IXIC\"]", field=key, line=ctx.key_line(block, key))
+    return tuple(dict.fromkeys(raw))
 
 
 def _model_list(ctx: _Ctx, raw: Any, block: tuple[str, int]) -> tuple[str, ...]:

@@ -91,6 +91,8 @@ def run_cmd(study: str, db: str, source: str | None, prices_dir: str | None, rep
                f"changed)")
     if outcome.report is not None:
         click.echo(f"report: {outcome.report.markdown}")
+        if outcome.report.html is not None:
+            click.echo(f"report: {outcome.report.html}")
 
 
 @main.command("validate")
@@ -116,18 +118,31 @@ def day0_cmd(study: str) -> None:
 
 
 @main.command("report")
-@click.argument("run_id", type=int)
-@click.option("--db", default=api.DEFAULT_DB, show_default=True,
-              type=click.Path(dir_okay=False, exists=False), help="DuckDB file to read.")
+@click.argument("target")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to read (opened read-only).")
+@click.option("--format", "formats", default="md,html", show_default=True,
+              help="Comma-separated formats: md, html.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Report folder (default: <reports-dir>/<study>).")
 @click.option("--reports-dir", default=api.DEFAULT_REPORTS, show_default=True,
-              type=click.Path(file_okay=False), help="Folder for reports.")
+              type=click.Path(file_okay=False), help="Parent folder when --out is not given.")
 @_handle_errors
-def report_cmd(run_id: int, db: str, reports_dir: str) -> None:
-    """Render the report of stored run RUN_ID from the database (no recomputation)."""
+def report_cmd(target: str, db: str, formats: str, out: str | None, reports_dir: str) -> None:
+    """Render the report of a stored run from the database (no recomputation).
+
+    TARGET is a run id or a study name (its latest run). Writes report.md, a
+    self-contained report.html and the figures (PNG and SVG). An unknown run or a
+    run without results writes nothing and exits non-zero.
+    """
     if not Path(db).exists():
         raise click.ClickException(f"no database at {db}: run 'impact run STUDY' first")
-    files = api.report(run_id, db=db, reports_dir=reports_dir)
-    click.echo(f"report: {files.markdown}")
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    files = api.report(target, db=db, out=out, reports_dir=reports_dir, formats=fmts)
+    if "md" in fmts:
+        click.echo(f"report: {files.markdown}")
+    if files.html is not None:
+        click.echo(f"report: {files.html}")
 
 
 @main.command("sql")

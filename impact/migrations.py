@@ -233,6 +233,12 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
         "r2 DOUBLE, cov_type VARCHAR, descriptive BOOLEAN, notice VARCHAR, "
         "PRIMARY KEY (run_id, event_id, model, window_start, window_end, term))")
     con.execute(
+        "CREATE TABLE sensitivity (run_id BIGINT, event_id VARCHAR, ticker VARCHAR, "
+        "benchmark VARCHAR, beta DOUBLE, r2 DOUBLE, nobs INTEGER, window_start INTEGER, "
+        "window_end INTEGER, car DOUBLE, se DOUBLE, t DOUBLE, p DOUBLE, status VARCHAR, "
+        "reason VARCHAR, "
+        "PRIMARY KEY (run_id, event_id, ticker, benchmark, window_start, window_end))")
+    con.execute(
         "CREATE TABLE aar (run_id BIGINT, event_id VARCHAR, group_name VARCHAR, "
         "model VARCHAR, rel_day INTEGER, n INTEGER, aar DOUBLE, se DOUBLE, caar DOUBLE, "
         "PRIMARY KEY (run_id, event_id, group_name, model, rel_day))")

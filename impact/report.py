@@ -26,6 +26,94 @@ from impact.errors import DataError, OutputError
 
 _EXCHANGE_LABEL = {"XNYS": "NYSE/Nasdaq", "XKRX": "KRX"}
 
+#: Report formats written by default.
+FORMATS: tuple[str, ...] = ("md", "html")
+
+_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>
+{{ font_face | safe }}
+body { font-family: "Noto Sans", "Helvetica Neue", Arial, "DejaVu Sans", "ImpactHangul",
+       "Apple SD Gothic Neo", "Malgun Gothic", sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.7em; border-bottom: 2px solid #333; padding-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .88em; }
+th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; border: 1px solid #eee; }
+code { background: #f5f5f5; padding: 0 .2em; }
+</style>
+</head>
+<body>
+{{ body | safe }}
+</body>
+</html>
+"""
+
+
+def to_html(markdown_text: str, folder: Path, title: str) -> str:
+    """A self-contained HTML page from the report's Markdown.
+
+    The figures the Markdown references (``figures/*.png``) are embedded as data
+    URIs, so the page needs no other file and no network. Text from outside was
+    made inert when the Markdown was written (:func:`_md`), and the title is
+    escaped by the template.
+    """
+    import base64
+    import re
+
+    import jinja2
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+
+    def embed(m: re.Match[str]) -> str:
+        path = folder / m.group(1)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="(figures/[A-Za-z0-9_.-]+\.png)"', embed, body)
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(_HTML).render(title=title, body=body,
+                                         font_face=_embedded_font(markdown_text + title))
+
+
+def _embedded_font(text: str) -> str:
+    """Return an @font-face rule with the Hangul glyphs the page uses, or "" if none.
+
+    Readers' machines often have no Korean font; the page carries a subset of
+    NanumGothic (a few kilobytes) as a data URI, so 삼성전자 renders anywhere.
+    """
+    import base64
+    import io
+
+    hangul = sorted({ch for ch in text
+                     if "\uac00" <= ch <= "\ud7a3" or "\u3130" <= ch <= "\u318f"})
+    if not hangul:
+        return ""
+    from impact.plots import _bundled_font_files
+
+    regular = [f for f in _bundled_font_files() if f.name == "NanumGothic.ttf"]
+    if not regular:
+        return ""
+    from fontTools import subset
+
+    font = subset.load_font(str(regular[0]), subset.Options())
+    sub = subset.Subsetter(subset.Options())
+    sub.populate(text="".join(hangul))
+    sub.subset(font)
+    buf = io.BytesIO()
+    font.save(buf)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return ("@font-face { font-family: 'ImpactHangul'; "
+            f"src: url(data:font/ttf;base64,{data}) format('truetype'); }}")
+
 
 @dataclass(frozen=True)
 class ReportFiles:
@@ -34,6 +122,7 @@ class ReportFiles:
     directory: Path
     markdown: Path
     figures: tuple[Path, ...]
+    html: Path | None = None
 
 
 def _q(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
@@ -87,9 +176,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*out, ""]
 
 
+_MD_ESCAPES = str.maketrans({
+    "\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]",
+    "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " ",
+})
+
+
 def _md(text: str) -> str:
-    """Escape a value for a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text from outside (titles, sources, names) made inert in Markdown and HTML.
+
+    Markdown syntax that could form links, images, code or emphasis is escaped
+    with backslashes, and ``<``, ``>``, ``&`` become entities, so a title such as
+    ``<script>`` or ``[x](javascript:...)`` shows as text in both report.md and
+    report.html.
+    """
+    return text.translate(_MD_ESCAPES)
 
 
 class StagedReport:
@@ -124,17 +225,22 @@ class StagedReport:
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write the report to {out}: {exc}") from None
+        html = out / "report.html"
         return ReportFiles(directory=out, markdown=out / "report.md",
-                           figures=tuple(out / "figures" / f for f in self.figure_names))
+                           figures=tuple(out / "figures" / f for f in self.figure_names),
+                           html=html if html.exists() else None)
 
     def discard(self) -> None:
         """Remove the staged files."""
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def stage_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Path
-                 ) -> StagedReport:
+def stage_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Path,
+                 formats: tuple[str, ...] = FORMATS) -> StagedReport:
     """Render a stored run's report into a temporary folder beside ``out_dir``.
+
+    ``formats`` is any of ``md`` and ``html``; the figures are always written
+    (PNG and SVG).
 
     Raises
     ------
@@ -162,7 +268,11 @@ def stage_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Pat
         figs_dir.mkdir()
         text, figures = _compose(con, run_id, r, params, notes, params["primary_event"],
                                  figs_dir)
-        (tmp / "report.md").write_text(text, encoding="utf-8")
+        if "md" in formats:
+            (tmp / "report.md").write_text(text, encoding="utf-8")
+        if "html" in formats:
+            title = f"{params.get('title') or r['study']}: event study report"
+            (tmp / "report.html").write_text(to_html(text, tmp, title), encoding="utf-8")
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write the report to {out}: {exc}") from None
@@ -173,7 +283,7 @@ def stage_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Pat
 
 
 def render_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Path,
-                  ) -> ReportFiles:
+                  formats: tuple[str, ...] = FORMATS) -> ReportFiles:
     """Write ``report.md`` and its figures for a stored run.
 
     Parameters
@@ -196,7 +306,7 @@ def render_report(con: duckdb.DuckDBPyConnection, run_id: int, out_dir: str | Pa
     OutputError
         If the folder cannot be written.
     """
-    return stage_report(con, run_id, out_dir).commit()
+    return stage_report(con, run_id, out_dir, formats).commit()
 
 
 def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
@@ -206,6 +316,7 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
     sec_info = {row["ticker"]: row for row in secs.iter_rows(named=True)}
     tickers = list(params["securities"])
     label = {t: (sec_info[t]["name"] if t in sec_info else t) for t in tickers}
+    local = {t: (sec_info[t]["name_local"] or "") if t in sec_info else "" for t in tickers}
     events = _q(con, "SELECT event_id, ts_local, tz, date_only, date_end, title, source, "
                      "category FROM events WHERE study = ? ORDER BY ts", [params["study"]])
     ev_title = {row["event_id"]: row["title"] for row in events.iter_rows(named=True)}
@@ -216,12 +327,6 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
     fits = _q(con, "SELECT * FROM model_fits WHERE run_id = ?", [run_id])
     if ars.height == 0 or cars.height == 0:
         raise DataError(f"run {run_id} has no results to report")
-    # run-scoped: the event-window rows this run used
-    basis = _q(con, """
-        SELECT ticker, coalesce(basis, 'n/a') AS basis, count(DISTINCT date) AS n,
-               min(date) AS first, max(date) AS last
-        FROM abnormal_returns WHERE run_id = ? GROUP BY ALL ORDER BY ALL
-        """, [run_id])
 
     day0 = {(row["event_id"], row["exchange"]): row for row in days.iter_rows(named=True)}
     model = "market" if "market" in params["models"] else params["models"][0]
@@ -229,119 +334,120 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
             for row in fits.iter_rows(named=True)}
     main = ars.filter((pl.col("event_id") == primary) & (pl.col("model") == model))
     d0 = {row["ticker"]: row for row in main.filter(pl.col("rel_day") == 0).iter_rows(named=True)}
+    wins = [(int(w[0]), int(w[1])) for w in params["windows"]["car"]]
 
-    lines: list[str] = [f"# {params.get('title') or r['study']}: event study report", ""]
-    # --- headline
+    def name(t: str) -> str:
+        return f"{label[t]} ({local[t]}, {t})" if local.get(t) else f"{label[t]} ({t})"
+
+    lines: list[str] = [f"# {_md(params.get('title') or r['study'])}: event study report", ""]
+
+    # --- 1. headline
     parts = []
     for t in tickers:
         row = d0.get(t)
         if row is None or row["ret"] is None:
             continue
         ex = params["securities"][t]["exchange"]
+        verb = "fell" if row["ret"] < 0 else "rose"
         parts.append(
-            f"{label[t]} ({t}) moved {_pct(row['ret'])} on its day 0, {row['date']} "
-            f"({_EXCHANGE_LABEL.get(ex, ex)}); the abnormal part under the {model} model is "
-            f"{_pct(row['ar'])} (t = {_num(row['t'])}, {_p_eq(row['p'])}, sample-quantile "
-            f"p {_sq_eq(row['sq_p'], nobs.get((primary, t, model)))})"
-        )
-    lines += [
-        f"**{ev_title.get(primary, primary)}.** " + "; ".join(parts) + ".",
-        "",
-        "Day 0 is the first session of each security's own exchange that closes at or after "
-        "the news; relative days count that exchange's sessions. Returns are decimal "
-        "fractions shown as percentages.",
-        "",
-    ]
+            f"{_md(name(t))} {verb} {_pct_abs(abs(row['ret']))} on its day 0, {row['date']} "
+            f"({_EXCHANGE_LABEL.get(ex, ex)}), of which {_pct(row['ar'])} was abnormal under "
+            f"the {model} model (t = {_num(row['t'])}, {_p_eq(row['p'])}; sample-quantile "
+            f"p {_sq_eq(row['sq_p'], nobs.get((primary, t, model)))})")
+    headline_title = _md(ev_title.get(primary, primary)).rstrip(".") + "."
+    lines += [f"**{headline_title}** " + "; ".join(parts) + ".", ""]
+    lines += _robust_headline(con, run_id, primary, model)
+    lines += ["Day 0 is the first session of each security's own exchange that closes at or "
+              "after the news; relative days count that exchange's sessions. Returns are "
+              "simple returns shown as percentages.", ""]
 
-    # --- day 0 per exchange
-    lines += ["## Day 0 per exchange", ""]
+    # --- 2. timeline with day 0 per exchange
+    lines += ["## Event timeline", "",
+              "Every dated fact of the case, with its day 0 on each exchange (hours from the "
+              "news to that session's close). ⚠ marks confounding news; **bold** ids are "
+              "the studied events. Date-only events are placed at 12:00 local time.", ""]
+    studied = set(params["events"])
     rows = []
     for ev in events.iter_rows(named=True):
-        cells = [f"`{ev['event_id']}`", ev["category"],
-                 ev["ts_local"][:16].replace("T", " ") + f" {ev['tz']}"
-                 + (" (date only)" if ev["date_only"] else "")]
+        when = ev["ts_local"][:10] + ("" if ev["date_only"] else " " + ev["ts_local"][11:16])
+        if ev["date_end"]:
+            when += f" .. {ev['date_end']}"
+        eid = _md(ev["event_id"])
+        eid = f"**{eid}**" if ev["event_id"] in studied else eid
+        mark = "⚠ " if ev["category"] == "confounder" else ""
+        cells = [f"{when} ({ev['tz']})", eid, ev["category"], mark + _md(ev["title"]),
+                 _md(ev["source"])]
         for ex in exchanges:
             a = day0.get((ev["event_id"], ex))
             cells.append("" if a is None else f"{a['day0']} ({a['hours_to_close']:.1f} h)")
         rows.append(cells)
-    lines += _table(["event", "category", "time (local)"]
-                    + [f"{_EXCHANGE_LABEL.get(e, e)} day 0 (hours to its close)"
-                       for e in exchanges], rows)
+    lines += _table(["when (local)", "event", "category", "what", "source"]
+                    + [f"{_EXCHANGE_LABEL.get(e, e)} day 0" for e in exchanges], rows)
 
-    # --- raw and abnormal returns on day 0
-    lines += ["## Raw and abnormal returns on day 0", "",
-              f"Event `{primary}`; {model} model; t against t(df) with the forecast-error "
-              f"correction; SQ = sample-quantile p-value (share of estimation-window residuals "
-              f"at least as extreme in the direction of the AR; one-sided).", ""]
-    rows = []
+    # --- 3. one table per security
+    lines += ["## Securities", "",
+              "Per security, for the event above: day 0 on its own exchange, the raw return, "
+              "the expected return and the abnormal return (AR) under each model, then the "
+              "CARs. t is against t(L1 − k) with the forecast-error-corrected variance "
+              "Var(CAR) = s² [L + L²/L1 + (Σ_W (R_m − R̄_m))² / S_mm] (market model; 1′V1 "
+              "for the others); SQ p is the sample-quantile p-value (share of "
+              "estimation-window residual sums at least as extreme in the CAR's direction). "
+              "The last column names other studied events whose day 0 falls inside a window.",
+              ""]
     for t in tickers:
-        row = d0.get(t)
-        if row is None:
+        ex = params["securities"][t]["exchange"]
+        bench = params["securities"][t]["benchmark"]
+        ev_ars = ars.filter((pl.col("event_id") == primary) & (pl.col("ticker") == t)
+                            & (pl.col("rel_day") == 0))
+        if ev_ars.height == 0:
             continue
-        rows.append([label[t], t, str(row["date"]), _pct(row["ret"]),
-                     _pct(row["benchmark_ret"]), _pct(row["expected_ret"]), _pct(row["ar"]),
-                     _num(row["t"]), _p(row["p"]),
-                     _sq(row["sq_p"], nobs.get((primary, t, model)))])
-    lines += _table(["security", "ticker", "day 0", "return", "benchmark", "expected", "AR",
-                     "t", "p", "SQ p"], rows)
-
-    # --- CARs
-    lines += ["## Cumulative abnormal returns", "",
-              "Var(CAR) = s² [L + L²/L1 + (Σ_W (R_m − R̄_m))² / S_mm] (market model; the general "
-              "form 1′V1 for the others). SQ p compares the CAR with every L-day sum of "
-              "estimation-window residuals (one-sided, in the CAR's direction). The last column "
-              "names other studied events whose day 0 falls inside the window.", ""]
-    for m in params["models"]:
-        sub = cars.filter((pl.col("event_id") == primary) & (pl.col("model") == m))
+        first = ev_ars.row(0, named=True)
+        lines += [f"### {_md(name(t))}", "",
+                  f"Day 0: {first['date']} on {_EXCHANGE_LABEL.get(ex, ex)}; raw return "
+                  f"{_pct(first['ret'])}; benchmark {bench} {_pct(first['benchmark_ret'])}; "
+                  f"return basis `{first['basis']}`.", ""]
         rows = []
-        for row in sub.sort(["ticker", "window_start", "window_end"]).iter_rows(named=True):
+        for row in ev_ars.sort("model").iter_rows(named=True):
+            rows.append([row["model"], _pct(row["expected_ret"]), _pct(row["ar"]),
+                         _num(row["t"]), _p(row["p"]),
+                         _sq(row["sq_p"], nobs.get((primary, t, row["model"])))])
+        lines += _table(["model", "expected (day 0)", "AR (day 0)", "t", "p", "SQ p"], rows)
+        rows = []
+        for row in cars.filter((pl.col("event_id") == primary) & (pl.col("ticker") == t)).sort(
+                ["model", "window_start", "window_end"]).iter_rows(named=True):
             win = f"[{row['window_start']:+d}, {row['window_end']:+d}]"
             if row["status"] != "ok":
-                rows.append([label.get(row["ticker"], row["ticker"]), win, "not computed: "
-                             + _md(row["reason"] or ""), "", "", "", "", "", ""])
+                rows.append([row["model"], win, "not computed: " + _md(row["reason"] or ""),
+                             "", "", "", "", "", ""])
                 continue
-            rows.append([label.get(row["ticker"], row["ticker"]), win, _pct(row["car"]),
-                         _pct_abs(row["se"]), _num(row["t"]), _p(row["p"]),
-                         _sq(row["sq_p"], row["sq_n"]), _pct(row["bhar"]),
-                         _md(row["other_events"] or "")])
-        lines += [f"### Model: {m}", ""]
-        lines += _table(["security", "window", "CAR", "s.e.", "t", "p", "SQ p", "BHAR",
+            rows.append([row["model"], win, _pct(row["car"]), _pct_abs(row["se"]),
+                         _num(row["t"]), _p(row["p"]), _sq(row["sq_p"], row["sq_n"]),
+                         _pct(row["bhar"]), _md(row["other_events"] or "")])
+        lines += _table(["model", "window", "CAR", "s.e.", "t", "p", "SQ p", "BHAR",
                          "other events inside"], rows)
 
-    # --- tests across securities
+    # --- 4. tests across securities
     lines += _tests_section(con, run_id, primary, model, params)
 
-    # --- cross-sectional regression
+    # --- 5. figures
+    figures = _figures(con, run_id, params, events, tickers, name, primary, days, main,
+                       model, figs_dir)
+    lines += ["## Figures", ""]
+    for fig, caption in figures:
+        lines += [f"![{caption}](figures/{fig.name})", "", caption, ""]
+
+    # --- 6. benchmark sensitivity
+    lines += _sensitivity_section(con, run_id, wins, name)
+
+    # --- other results
     lines += _cross_section_section(con, run_id)
-
-    # --- figures
-    figures: list[Path] = []
-    ax = plots.plot_car_paths(main.select("ticker", "rel_day", "car", "car_se"),
-                              {t: f"{label[t]} ({t})" for t in tickers},
-                              title=f"Cumulative abnormal returns ({model} model)")
-    fig = figs_dir / "car_paths.png"
-    plots.save(ax, str(fig))
-    figures.append(fig)
-    fig2 = _indexed_prices_figure(con, params, events, tickers, label, primary, days,
-                                  main, figs_dir)
-    figures.append(fig2)
-    lines += ["## Figures", "",
-              f"![CAR paths with 95% bands](figures/{fig.name})", "",
-              f"CAR from the first event-window day, {model} model, with 95% bands from the "
-              "forecast-error-corrected variance.", "",
-              f"![Prices indexed to 100](figures/{fig2.name})", "",
-              "Securities (solid) and benchmarks (dashed) indexed to 100 at the last close "
-              "before the shock, in calendar time (each point at its session's close, UTC); "
-              "weekdays on which an exchange was closed are shaded, and the studied events are "
-              "marked. A line stops at a missing price.", ""]
-
-    # --- other studied events
     others = [e for e in params["events"] if e != primary]
     if others:
-        wins = [(int(w[0]), int(w[1])) for w in params["windows"]["car"]][:2]
-        names = [f"CAR[{a:+d}, {b:+d}]" for a, b in wins]
+        shown = wins[:2]
+        names = [f"CAR[{a:+d}, {b:+d}]" for a, b in shown]
         lines += ["## Other studied events", "",
-                  f"{model} model, {' and '.join(names)} on each security's own day 0.", ""]
+                  f"The {model} model, {' and '.join(names)} on each security's own day 0.",
+                  ""]
         rows = []
         for e in others:
             for t in tickers:
@@ -349,8 +455,8 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
                     (pl.col("event_id") == e) & (pl.col("ticker") == t)
                     & (pl.col("model") == model)).iter_rows(named=True)}
                 a = day0.get((e, params["securities"][t]["exchange"]))
-                cells = [f"`{e}`", label[t], str(a["day0"]) if a else ""]
-                for cwin in wins:
+                cells = [f"`{e}`", _md(label[t]), str(a["day0"]) if a else ""]
+                for cwin in shown:
                     cw = c.get(cwin)
                     if cw is not None and cw["status"] == "ok":
                         cells += [_pct(cw["car"]), _num(cw["t"])]
@@ -361,8 +467,6 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
         for n in names:
             header += [n, "t"]
         lines += _table(header, rows)
-
-    # --- model fits
     lines += ["## Estimation", "",
               f"Estimation window {params['windows']['estimation']} sessions, event window "
               f"{params['windows']['event']}; sessions inside another studied event's window "
@@ -370,7 +474,7 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
     rows = []
     for row in fits.filter(pl.col("event_id") == primary).sort(["ticker", "model"]).iter_rows(
             named=True):
-        rows.append([label.get(row["ticker"], row["ticker"]), row["model"],
+        rows.append([_md(label.get(row["ticker"], row["ticker"])), row["model"],
                      row["benchmark"] or "", _num(row["alpha"], 5), _num(row["beta"], 3),
                      _num(row["sigma"], 5), _num(row["r2"], 3), str(row["nobs"]),
                      f"{row['est_window_start']} .. {row['est_window_end']} "
@@ -378,42 +482,161 @@ def _compose(con: duckdb.DuckDBPyConnection, run_id: int, r: dict[str, Any],
     lines += _table(["security", "model", "benchmark", "alpha", "beta", "sigma", "R²", "L1",
                      "estimation window (sessions left out)"], rows)
 
-    # --- timeline
-    lines += ["## Event timeline", "", "Confounding news is marked ⚠.", ""]
-    rows = []
-    for ev in events.iter_rows(named=True):
-        mark = "⚠ " if ev["category"] == "confounder" else ""
-        when = ev["ts_local"][:10] + ("" if ev["date_only"] else " " + ev["ts_local"][11:16])
-        if ev["date_end"]:
-            when += f" .. {ev['date_end']}"
-        rows.append([when, ev["tz"], ev["category"], mark + _md(ev["title"]), _md(ev["source"])])
-    lines += _table(["when (local)", "zone", "category", "what", "source"], rows)
+    # --- 7. data provenance
+    lines += _provenance_section(r, params, notes)
 
-    # --- data provenance
-    lines += ["## Data", "", f"Prices: `{r['price_source']}`.", "",
-              "Return basis of the event-window returns per security (adj_close: adjusted "
-              "close; close+dividends: close plus cash dividends on ex-dates; close: close "
-              "only; gap: no price).", ""]
-    rows = [[b["ticker"], b["basis"], str(b["n"]), f"{b['first']} .. {b['last']}"]
-            for b in basis.iter_rows(named=True)]
-    lines += _table(["ticker", "basis", "sessions", "dates"], rows)
+    # --- 8. reproducibility
+    versions = params.get("versions", {})
+    lines += ["## Reproducibility", "",
+              f"- Run {run_id}, computed {r['created_at']:%Y-%m-%d %H:%M} UTC.",
+              f"- Command: `{r['command'] or 'impact run ' + r['study_file']}`",
+              "- Packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+              f"- Inputs hash (SHA-256 of the study file, prices and dividends): "
+              f"`{r['inputs_hash']}`",
+              "- The numbers are in the database: `impact sql \"SELECT * FROM car WHERE "
+              f"run_id = {run_id}\"`.", ""]
+    return "\n".join(lines), [f for f, _ in figures]
+
+
+def _robust_headline(con: duckdb.DuckDBPyConnection, run_id: int, primary: str,
+                     model: str) -> list[str]:
+    """Return a sentence per group: is day 0 significant under the clustering-robust tests."""
+    tests = _q(con, "SELECT * FROM tests WHERE run_id = ? AND event_id = ? AND model = ? "
+                    "AND window_start = 0 AND window_end = 0 AND clustering_robust "
+                    "AND tickers LIKE '%,%' AND status = 'ok'", [run_id, primary, model])
+    out = []
+    show = ["kp_bmp", "bw_cda", "sur_wald", "grank"]
+    for group in sorted(tests["group_name"].unique().to_list(), key=lambda g: (g == "all", g)):
+        g = tests.filter(pl.col("group_name") == group)
+        picked = [row for name in show for row in g.filter(pl.col("test") == name)
+                  .iter_rows(named=True)]
+        if not picked:
+            continue
+        n_sig = sum(1 for row in g.iter_rows(named=True) if row["p"] < 0.05)
+        who = ("Across all securities" if group == "all" else
+               f"The {_EXCHANGE_LABEL.get(group, group)} securities share day 0, so their "
+               f"abnormal returns are cross-correlated; tested together")
+        def symbol(dist: str) -> str:
+            return "F" if dist.startswith("F") else "t" if dist == "t" else "z"
+
+        stats = "; ".join(
+            f"{row['label']} {symbol(row['distribution'])} = {_num(row['statistic'])} "
+            f"({_p_eq(row['p'])})" for row in picked)
+        out += [f"{who} ({g['tickers'][0]}), day 0 under the clustering-robust tests: "
+                f"{stats}. Significant at 5% under {n_sig} of {g.height} clustering-robust "
+                f"tests.", ""]
+    return out
+
+
+def _figures(con: duckdb.DuckDBPyConnection, run_id: int, params: dict[str, Any],
+             events: pl.DataFrame, tickers: list[str], name: Any, primary: str,
+             days: pl.DataFrame, main: pl.DataFrame, model: str, figs_dir: Path,
+             ) -> list[tuple[Path, str]]:
+    out: list[tuple[Path, str]] = []
+    labels = {t: name(t) for t in tickers}
+    ax = plots.plot_car_paths(main.select("ticker", "rel_day", "car", "car_se"), labels,
+                              title=f"Cumulative abnormal returns ({model} model)")
+    out.append((Path(plots.save(ax, str(figs_dir / "car_paths.png"))[0]),
+                f"CAR paths per security from the first event-window day, {model} model, with "
+                f"95% bands from the forecast-error-corrected variance."))
+    ax = plots.plot_ar_bars(main.select("ticker", "rel_day", "ar", "se"), labels,
+                            title=f"Abnormal returns around day 0 ({model} model)")
+    out.append((Path(plots.save(ax, str(figs_dir / "ar_bars.png"))[0]),
+                "Daily abnormal returns around each security's day 0, with 95% error bars."))
+    fig = _indexed_prices_figure(con, params, events, tickers, labels, primary, days, main,
+                                 figs_dir)
+    out.append((fig, "Securities (solid) and benchmarks (dashed) indexed to 100 at the last "
+                     "close before the shock, in calendar time (each point at its session's "
+                     "close, UTC); weekdays on which an exchange was closed are shaded and the "
+                     "studied events and confounders are marked. A line stops at a missing "
+                     "price."))
+    marks = [(datetime.fromisoformat(ev["ts_local"]).astimezone(UTC).replace(tzinfo=None),
+              ev["event_id"], ev["category"], ev["category"] == "confounder")
+             for ev in events.iter_rows(named=True)]
+    ax = plots.plot_event_timeline(marks, closures=_closures(params, marks))
+    out.append((Path(plots.save(ax, str(figs_dir / "timeline.png"))[0]),
+                "The event timeline in calendar time (UTC): confounders in red, exchange "
+                "closures shaded."))
+    return out
+
+
+def _closures(params: dict[str, Any], marks: list[tuple[datetime, str, str, bool]]
+              ) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Weekday closures of each exchange over the span of the events (UTC spans)."""
+    lo = min(m[0] for m in marks).date() - timedelta(days=2)
+    hi = max(m[0] for m in marks).date() + timedelta(days=2)
+    out: dict[str, list[tuple[datetime, datetime]]] = {}
+    for ex in sorted({v["exchange"] for v in params["securities"].values()}):
+        sess_days = set(sessions(ex, lo - timedelta(days=10), hi + timedelta(days=10)).dates)
+        zone = _tzinfo(ex)
+        spans = []
+        for i in range((hi - lo).days + 1):
+            d = lo + timedelta(days=i)
+            if d.weekday() < 5 and d not in sess_days:
+                start = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
+                spans.append((start.replace(tzinfo=None),
+                              (start + timedelta(days=1)).replace(tzinfo=None)))
+        out[_EXCHANGE_LABEL.get(ex, ex)] = spans
+    return out
+
+
+def _sensitivity_section(con: duckdb.DuckDBPyConnection, run_id: int,
+                         wins: list[tuple[int, int]], name: Any) -> list[str]:
+    sens = _q(con, "SELECT * FROM sensitivity WHERE run_id = ?", [run_id])
+    if sens.height == 0:
+        return []
+    bench_names = dict(_q(con, "SELECT ticker, name FROM securities").iter_rows())
+    lines = ["## Benchmark sensitivity", "",
+             "The market model against other benchmarks, same windows. An industry "
+             "benchmark absorbs an industry shock: when the whole sector fell on the news, "
+             "the abnormal return against a sector index understates the news's effect on "
+             "the firm (and measures its move relative to its sector).", ""]
+    for t in sens["ticker"].unique(maintain_order=True).to_list():
+        g = sens.filter(pl.col("ticker") == t)
+        lines += [f"### {_md(name(t)) if callable(name) else t}", ""]
+        rows = []
+        for b in g["benchmark"].unique(maintain_order=True).to_list():
+            gb = g.filter(pl.col("benchmark") == b)
+            first = gb.row(0, named=True)
+            cells = [f"{_md(bench_names.get(b, b))} ({b})", _num(first["beta"], 3),
+                     _num(first["r2"], 3)]
+            for a, e in wins:
+                c = gb.filter((pl.col("window_start") == a) & (pl.col("window_end") == e))
+                row = c.row(0, named=True) if c.height else None
+                cells.append("n/a" if row is None or row["status"] != "ok"
+                             else f"{_pct(row['car'])} ({_num(row['t'])})")
+            rows.append(cells)
+        lines += _table(["benchmark", "beta", "R²"] + [f"CAR[{a:+d}, {e:+d}] (t)"
+                                                       for a, e in wins], rows)
+    return lines
+
+
+def _provenance_section(r: dict[str, Any], params: dict[str, Any], notes: list[str]
+                        ) -> list[str]:
+    prov: dict[str, Any] = params.get("provenance", {})
+    lines = ["## Data", "", f"Prices: `{r['price_source']}`. Returns are simple close-to-close "
+             "returns on each exchange's sessions; the basis says how each was computed "
+             "(adj_close: the adjusted close; close+dividends: the close plus the cash "
+             "dividend on its ex-date; close: the close alone; gap: no price).", ""]
+    rows = []
+    for t, info in prov.items():
+        basis = ", ".join(f"{k} {v}" for k, v in info["basis"].items())
+        gaps = ", ".join(info["gaps"]) if info["gaps"] else "none"
+        divs = "; ".join(f"{d['ex_date']}: {d['amount']:g} {d['currency'] or ''} "
+                         f"({d['how']})" for d in info["dividends"]) or "none"
+        rows.append([t, f"{info['first']} .. {info['last']}", basis, _md(gaps), _md(divs)])
+    lines += _table(["ticker", "returns from .. to", "basis (sessions)", "gaps",
+                     "dividends in the range"], rows)
     if notes:
         lines += ["Notes:", ""] + [f"- {_md(n)}" for n in notes] + [""]
-
-    # --- reproducibility
-    lines += ["## Reproducibility", "",
-              f"- run id: {run_id}, computed {r['created_at']:%Y-%m-%d %H:%M} UTC by impact "
-              f"{r['impact_version']}",
-              f"- command: `{r['command'] or 'impact run ' + r['study_file']}`",
-              f"- inputs hash (study file, prices, dividends): `{r['inputs_hash'][:16]}`",
-              ""]
-    return "\n".join(lines), figures
+    return lines
 
 
 def _indexed_prices_figure(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
                            events: pl.DataFrame, tickers: list[str], label: dict[str, str],
                            primary: str, days: pl.DataFrame, main: pl.DataFrame,
                            figs_dir: Path) -> Path:
+    """Prices indexed to 100 (see :func:`_figures`)."""
     """Prices indexed to 100 over the event window, each close at its real instant (UTC).
 
     Built from the run's own rows (``abnormal_returns``: each security's return and
@@ -454,8 +677,7 @@ def _indexed_prices_figure(con: duckdb.DuckDBPyConnection, params: dict[str, Any
         for d, ret in after:
             level = None if level is None or ret is None else level * (1 + ret)
             points.append((closes[d], level))
-        name = label.get(t, t)
-        series[f"{name} ({t})" if name != t else t] = (
+        series[label.get(t, t)] = (
             [p[0] for p in points], [p[1] for p in points])
     closures: dict[str, list[tuple[datetime, datetime]]] = {}
     for ex in sorted(set(exchange_of.values())):

@@ -312,6 +312,23 @@ TABLES: tuple[Table, ...] = (
            "(nobs < 10 or df_resid < 5): read the coefficients as a description."),
         _c("notice", "VARCHAR", "The sentence the report prints about it."),
     ), ("run_id", "event_id", "model", "window_start", "window_end", "term")),
+    Table("sensitivity", "The market model of a security against other benchmarks, for the "
+          "primary event (a sector index that fell on the same news absorbs part of the "
+          "effect).", (
+        RUN_ID, EVENT_ID, TICKER,
+        _c("benchmark", "VARCHAR", "The benchmark of this fit (the security's own first)."),
+        _c("beta", "DOUBLE", "Slope on that benchmark."),
+        _c("r2", "DOUBLE", "R-squared over the estimation window."),
+        _c("nobs", "INTEGER", "Estimation-window returns used."),
+        _c("window_start", "INTEGER", "First day of the CAR window."),
+        _c("window_end", "INTEGER", "Last day of the CAR window."),
+        _c("car", "DOUBLE", "CAR against this benchmark."),
+        _c("se", "DOUBLE", "Its forecast-error-corrected standard error."),
+        _c("t", "DOUBLE", "car / se."),
+        _c("p", "DOUBLE", "Two-sided p-value."),
+        _c("status", "VARCHAR", "ok or incomplete."),
+        _c("reason", "VARCHAR", "Why incomplete."),
+    ), ("run_id", "event_id", "ticker", "benchmark", "window_start", "window_end")),
 )
 
 @dataclass(frozen=True)

@@ -307,7 +307,8 @@ def write_run(
         for table, frame in (("event_days", run.alignments), ("model_fits", run.fits),
                              ("abnormal_returns", run.abnormal_returns), ("car", run.car),
                              ("tests", run.tests), ("aggregates", run.aggregates),
-                             ("aar", run.aar), ("cross_section", run.cross_section)):
+                             ("aar", run.aar), ("cross_section", run.cross_section),
+                             ("sensitivity", run.sensitivity)):
             _insert(con, table, frame.with_columns(pl.lit(run_id).alias("run_id")))
         if before_commit is not None:
             before_commit(con, run_id)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from impact import __version__
 from impact.analysis import FitKey, infer
 from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
 from impact.catalog import Study
@@ -52,6 +53,7 @@ class StudyRun:
     aggregates: pl.DataFrame = field(default_factory=pl.DataFrame)
     aar: pl.DataFrame = field(default_factory=pl.DataFrame)
     security_attributes: pl.DataFrame = field(default_factory=pl.DataFrame)
+    sensitivity: pl.DataFrame = field(default_factory=pl.DataFrame)
     cross_section: pl.DataFrame = field(default_factory=pl.DataFrame)
     notes: list[str] = field(default_factory=list)
 
@@ -154,6 +156,7 @@ def compute_study(
 
     w = study.windows
     all_fits: dict[FitKey, Fit] = {}
+    sens_rows: list[dict[str, Any]] = []
     all_series: dict[tuple[str, str], EventSeries] = {}
     fit_rows: list[dict[str, Any]] = []
     ar_rows: list[dict[str, Any]] = []
@@ -279,6 +282,10 @@ def compute_study(
                                      "other_events": ", ".join(
                                          o for o, d in others_in_window.items()
                                          if win[0] <= d <= win[1]) or None})
+            if event_id == study.primary_event and sec.sensitivity:
+                sens_rows += _sensitivity(event_id, sec.ticker,
+                                          [str(sec.benchmark), *sec.sensitivity], series,
+                                          dates, ret_lookup, w.estimation, w.event, w.car)
 
     say("testing: cross-sectional tests, aggregates and event-dummy regressions")
     inference = infer(all_fits, all_series, w.car, w.estimation, w.event,
@@ -304,6 +311,8 @@ def compute_study(
                     "car": [list(c) for c in w.car]},
         "estimation_overlap": study.estimation_overlap,
         "event_dummy_cov": study.event_dummy_cov,
+        "versions": _versions(),
+        "provenance": _provenance(study, rr.returns, dividends, rr.gaps, ar_rows),
         "price_source": data.source,
         "securities": [{"ticker": s.ticker, "exchange": s.exchange, "benchmark": s.benchmark}
                        for s in study.securities],
@@ -331,6 +340,7 @@ def compute_study(
         car=pl.DataFrame(car_rows, infer_schema_length=None),
         tests=inference.tests,
         security_attributes=attributes,
+        sensitivity=pl.DataFrame(sens_rows, infer_schema_length=None),
         cross_section=cross,
         aggregates=inference.aggregates,
         aar=inference.aar,
@@ -453,3 +463,73 @@ def _cross_section(study: Study, car_rows: list[dict[str, Any]]
                  if col != "ticker"]
     return (pl.DataFrame(attr_rows, infer_schema_length=None),
             pl.DataFrame(rows, infer_schema_length=None))
+
+
+def _sensitivity(event_id: str, ticker: str, benchmarks: list[str], series: EventSeries,
+                 dates: tuple[date, ...], ret_lookup: dict[str, dict[date, float]],
+                 estimation: tuple[int, int], event: tuple[int, int],
+                 windows: tuple[tuple[int, int], ...]) -> list[dict[str, Any]]:
+    """The market model of one security against several benchmarks (same windows)."""
+    rows = []
+    for b in benchmarks:
+        mkt = np.array([ret_lookup[b].get(d, math.nan) for d in dates])
+        alt = EventSeries(rel_day=series.rel_day, dates=series.dates, ret=series.ret, mkt=mkt,
+                          excluded=series.excluded)
+        try:
+            f = fit(alt, "market", estimation, event)
+        except ValueError as exc:
+            raise DataError(f"cannot fit '{ticker}' against sensitivity benchmark '{b}': "
+                            f"{exc}") from None
+        for win in windows:
+            c = car(f, win)
+            rows.append({"event_id": event_id, "ticker": ticker, "benchmark": b,
+                         "beta": _nn(f.beta), "r2": _nn(f.r2), "nobs": f.nobs,
+                         "window_start": win[0], "window_end": win[1], "car": _nn(c.car),
+                         "se": _nn(c.se), "t": _nn(c.t), "p": _nn(c.p), "status": c.status,
+                         "reason": c.reason or None})
+    return rows
+
+
+def _versions() -> dict[str, str]:
+    """Versions of Python and of the packages a run depends on."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "impact": __version__}
+    for pkg in ("numpy", "scipy", "polars", "duckdb", "statsmodels", "pandas",
+                "exchange_calendars", "yfinance", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _provenance(study: Study, returns: pl.DataFrame, dividends: pl.DataFrame | None,
+                gaps: dict[str, list[str]], ar_rows: list[dict[str, Any]]
+                ) -> dict[str, Any]:
+    """Per ticker, over the sessions the run used: return basis, gaps, dividends applied."""
+    used = [r["date"] for r in ar_rows]
+    if not used:
+        return {}
+    out: dict[str, Any] = {}
+    for t in study.all_tickers:
+        g = returns.filter(pl.col("ticker") == t)
+        if g.height == 0:
+            continue
+        counts = g.group_by("basis").len().sort("basis")
+        divs: list[dict[str, Any]] = []
+        if dividends is not None:
+            d = dividends.filter(pl.col("ticker") == t).sort("ex_date")
+            bases = dict(zip(g["date"], g["basis"], strict=True))
+            divs = [{"ex_date": str(x["ex_date"]), "amount": x["amount"],
+                     "currency": x["currency"],
+                     "how": ("in the adjusted close" if bases.get(x["ex_date"]) == "adj_close"
+                             else "added to the close-to-close return"
+                             if bases.get(x["ex_date"]) == "close+dividends"
+                             else "not used (no return that day)")}
+                    for x in d.iter_rows(named=True)]
+        out[t] = {"basis": dict(zip(counts["basis"], counts["len"], strict=True)),
+                  "first": str(g["date"].min()), "last": str(g["date"].max()),
+                  "gaps": gaps.get(t, []), "dividends": divs}
+    return out

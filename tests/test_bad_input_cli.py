@@ -18,13 +18,14 @@ from click.testing import CliRunner, Result
 
 from impact.cli import main
 from impact.errors import CatalogError, DataError, ExitCode, InputError, PriceFileError
+from tests.conftest import PRICES
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "events" / "deepseek.toml"
-SHARED = Path("/work/shared/data/prices")
+SHARED = PRICES  # ../shared/data/prices beside the checkout
 #: The files the deepseek study reads (tickers of its securities and benchmarks).
 NEEDED = ("NVDA.csv", "000660.KS.csv", "005930.KS.csv", "GSPC.csv", "KS11.csv", "IXIC.csv",
-          "dividends.csv")
+          "SOXX.csv", "dividends.csv")
 
 pytestmark = pytest.mark.skipif(
     not all((SHARED / name).is_file() for name in NEEDED),

@@ -92,6 +92,8 @@ def test_real_study_securities_and_benchmarks() -> None:
     ]
     assert [(b.ticker, b.exchange, b.benchmark) for b in study.benchmarks] == [
         ("^GSPC", "XNYS", None),
+        ("^IXIC", "XNYS", None),
+        ("SOXX", "XNYS", None),
         ("^KS11", "XKRX", None),
     ]
     assert study.prices.snapshot == (STUDY.parent / "../../shared/data/prices").resolve()
@@ -279,14 +281,14 @@ def test_unknown_exchange(tmp_path: Path) -> None:
 
 
 def test_benchmark_not_among_benchmarks(tmp_path: Path) -> None:
-    path = write_study(tmp_path, ('benchmark = "^GSPC"', 'benchmark = "^IXIC"'))
+    path = write_study(tmp_path, ('benchmark = "^GSPC"', 'benchmark = "^N225"'))
     err = load_error(path)
     _, line = line_of_error(err, path)
-    assert line == 'benchmark = "^IXIC"'
+    assert line == 'benchmark = "^N225"'
     msg = str(err)
     assert "field 'securities.benchmark'" in msg
-    assert "security 'NVDA' has benchmark '^IXIC'" in msg
-    assert "not among the [[benchmarks]] (^GSPC, ^KS11)" in msg
+    assert "security 'NVDA' has benchmark '^N225'" in msg
+    assert "not among the [[benchmarks]] (SOXX, ^GSPC, ^IXIC, ^KS11)" in msg
     assert "add it there" in msg
 
 

@@ -41,7 +41,7 @@ def test_validate_and_day0() -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["validate", str(STUDY)])
     assert res.exit_code == 0, res.output
-    assert "ok: 19 events, 3 securities, 2 benchmarks" in res.output
+    assert "ok: 19 events, 3 securities, 4 benchmarks" in res.output
     res = runner.invoke(main, ["day0", str(STUDY)])
     assert res.exit_code == 0, res.output
     rows = {ln.split("\t")[0]: ln.split("\t") for ln in res.output.splitlines()}

@@ -108,7 +108,8 @@ def test_report_shows_the_database_numbers(deepseek_run) -> None:  # type: ignor
     (car, t) = q(deepseek_run.db, "SELECT car, t FROM car WHERE run_id = 1 AND ticker = 'NVDA' "
                                   "AND model = 'market' AND event_id = 'deepseek-app-store' "
                                   "AND window_start = 0 AND window_end = 1")[0]
-    assert f"| Nvidia | [+0, +1] | {car * 100:+.2f}% |" in text  # type: ignore[operator]
+    nvda = text.split("### Nvidia (NVDA)")[1].split("###")[0]
+    assert f"| market | [+0, +1] | {car * 100:+.2f}% |" in nvda  # type: ignore[operator]
     assert f"{t:.2f}" in text
     for fig in report.figures:
         assert fig.stat().st_size > 10_000

@@ -188,5 +188,5 @@ def test_report_with_another_model_only(tmp_path: Path, prices_dir: Path) -> Non
                   reports_dir=tmp_path / "r")
     assert out.report is not None
     text = out.report.markdown.read_text()
-    assert "the abnormal part under the constant-mean model is -17.36%" in text
+    assert "of which -17.36% was abnormal under the constant-mean model" in text
     assert "n/a |" not in text.split("## Other studied events")[1].split("##")[0]

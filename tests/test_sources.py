@@ -83,10 +83,8 @@ def test_snapshot_reads_the_shared_format(snap: Path) -> None:
     ]
 
 
-def test_snapshot_reads_a_real_shared_file() -> None:
-    shared = Path("/work/shared/data/prices/NVDA.csv")
-    if not shared.is_file():
-        pytest.skip("the shared price snapshot is not available")
+def test_snapshot_reads_a_real_shared_file(prices_dir: Path) -> None:
+    shared = prices_dir / "NVDA.csv"
     frame = read_price_file(shared, "NVDA")
     assert frame.height > 250
     jan27 = frame.filter(pl.col("date") == date(2025, 1, 27)).row(0, named=True)
