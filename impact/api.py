@@ -9,20 +9,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from impact.catalog import Study, load_study
+from impact.catalog import Event, Study, load_study
+from impact.ingest import IngestResult
 from impact.query import TableInfo
 from impact.report import ReportFiles, StagedReport, render_report, stage_report
 from impact.sources import choose_source
 from impact.storage import connect, fetch_one, write_run
 from impact.study import StudyRun, compute_study
+from impact.update import UpdateSummary
 
 #: Default database file.
 DEFAULT_DB = "impact.duckdb"
@@ -77,9 +79,14 @@ class EventStudy:
             self.study.prices.source, self.study.prices.snapshot, override_source=source,
             override_dir=Path(prices_dir) if prices_dir else None)
 
-    def fit(self, progress: Callable[[str], None] | None = None) -> StudyResults:
-        """Fetch prices, align, estimate and test; nothing is written."""
-        return StudyResults(compute_study(self.study, self.source, progress=progress))
+    def fit(self, progress: Callable[[str], None] | None = None,
+            extra_events: Sequence[Event] = ()) -> StudyResults:
+        """Fetch prices, align, estimate and test; nothing is written.
+
+        ``extra_events`` are confirmed news events to show on the timeline.
+        """
+        return StudyResults(compute_study(self.study, self.source, progress=progress,
+                                          extra_events=extra_events))
 
 
 class StudyResults:
@@ -198,8 +205,23 @@ def run(
         (and not created if it did not exist).
     """
     say = progress or (lambda _m: None)
-    results = EventStudy(study_path, source=source, prices_dir=prices_dir).fit(progress=say)
+    es = EventStudy(study_path, source=source, prices_dir=prices_dir)
+    news = _confirmed_news(db, [s.ticker for s in es.study.securities])
+    results = es.fit(progress=say, extra_events=news)
     return _store(results.run, db, reports_dir, command, say)
+
+
+def _confirmed_news(db: str | Path, tickers: list[str]) -> list[Event]:
+    """Confirmed news events of an existing database that name the tickers."""
+    if not Path(db).exists():
+        return []
+    from impact.ingest import confirmed_events
+
+    con = connect(db, read_only=True, wait=5.0)
+    try:
+        return confirmed_events(con, tickers)
+    finally:
+        con.close()
 
 
 def _store(computed: StudyRun, db: str | Path, reports_dir: str | Path | None,
@@ -376,3 +398,44 @@ def migrate(*, db: str | Path = DEFAULT_DB) -> tuple[int, list[int]]:
     from impact.storage import upgrade
 
     return upgrade(db)
+
+
+def ingest(target: str, *, db: str | Path = DEFAULT_DB, publisher: str | None = None,
+           publisher_tz: str | None = None, reference_time: datetime | None = None,
+           ) -> IngestResult:
+    """Ingest an article or a feed into the database (see :func:`impact.ingest.ingest`)."""
+    from impact.ingest import ingest as _ingest
+
+    con = connect(db)
+    try:
+        return _ingest(con, target, publisher=publisher, publisher_tz=publisher_tz,
+                       reference_time=reference_time)
+    finally:
+        con.close()
+
+
+def confirm(event_id: str, *, db: str | Path = DEFAULT_DB, when: datetime | None = None,
+            tz: str | None = None) -> str:
+    """Confirm a candidate news event (see :func:`impact.ingest.confirm`)."""
+    from impact.ingest import confirm as _confirm
+
+    con = connect(db)
+    try:
+        return _confirm(con, event_id, when=when, tz=tz)
+    finally:
+        con.close()
+
+
+def update(config: str | Path, *, db: str | Path = DEFAULT_DB,
+           progress: Callable[[str], None] | None = None) -> UpdateSummary:
+    """Run ``impact update`` (see :mod:`impact.update`)."""
+    from impact.update import load_update_config, run_update
+
+    return run_update(load_update_config(config), db, progress=progress)
+
+
+def schedule(*, at: str, tz: str, days: str, config: str, db: str) -> dict[str, str]:
+    """The crontab line and systemd units for ``impact update``."""
+    from impact.update import schedule_files
+
+    return schedule_files(at=at, tz=tz, days=days, workdir=Path.cwd(), db=db, config=config)

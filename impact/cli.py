@@ -216,5 +216,148 @@ def migrate_cmd(db: str) -> None:
         click.echo(f"{db}: already at schema version {version}")
 
 
+@main.group("events")
+def events_group() -> None:
+    """Ingest news into candidate events, list them, confirm them."""
+
+
+@events_group.command("ingest")
+@click.argument("target")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to write to.")
+@click.option("--publisher", default=None, help="Publisher name, when the page does not say.")
+@click.option("--tz", "publisher_tz", default=None,
+              help="The publisher's default IANA zone for times written without one "
+                   "(recorded as assumed), e.g. Asia/Seoul.")
+@click.option("--reference-time", default=None,
+              help="ISO 8601 time with offset that relative times ('3시간전') count from.")
+@_handle_errors
+def events_ingest_cmd(target: str, db: str, publisher: str | None, publisher_tz: str | None,
+                      reference_time: str | None) -> None:
+    """Ingest TARGET: an article (text or HTML file or URL) or an RSS/Atom feed.
+
+    Each article becomes a candidate event with its publication time and the
+    securities it names; duplicates (same URL or text) are merged. Articles without
+    a stated publication time are stored as needs_timestamp: impact never guesses.
+    """
+    from datetime import datetime
+
+    ref = None
+    if reference_time:
+        try:
+            ref = datetime.fromisoformat(reference_time)
+        except ValueError:
+            raise click.BadParameter("use ISO 8601, e.g. 2025-01-30T21:00+09:00",
+                                     param_hint="--reference-time") from None
+        if ref.tzinfo is None:
+            raise click.BadParameter("give an offset, e.g. +09:00", param_hint="--reference-time")
+    res = api.ingest(target, db=db, publisher=publisher, publisher_tz=publisher_tz,
+                     reference_time=ref)
+    for a in res.new:
+        flag = " (needs_timestamp: no publication time found)" if a in res.needs_timestamp else ""
+        click.echo(f"new: {a}{flag}")
+    for a in res.merged:
+        click.echo(f"already stored: {a}")
+    if res.needs_timestamp:
+        click.echo(f"{len(res.needs_timestamp)} article(s) have no publication time: confirm "
+                   f"them with impact events confirm ID --time ... --tz ...", err=True)
+
+
+@events_group.command("list")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to read.")
+@_handle_errors
+def events_list_cmd(db: str) -> None:
+    """List the news events with their status, time and securities."""
+    from impact.query import format_table
+
+    click.echo(format_table(api.sql(
+        "SELECT event_id, status, strftime(ts, '%Y-%m-%d %H:%M %Z') AS ts, tz, tickers, "
+        "title FROM news_events ORDER BY ts NULLS LAST, event_id", db=db)))
+
+
+@events_group.command("confirm")
+@click.argument("event_id")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to write to.")
+@click.option("--time", "when", default=None,
+              help="Corrected local time, e.g. 2025-01-30T18:22 (with --tz).")
+@click.option("--tz", default=None, help="IANA zone of --time (default: the event's).")
+@_handle_errors
+def events_confirm_cmd(event_id: str, db: str, when: str | None, tz: str | None) -> None:
+    """Confirm a candidate news event so that it enters studies."""
+    from datetime import datetime
+
+    t = None
+    if when:
+        try:
+            t = datetime.fromisoformat(when)
+        except ValueError:
+            raise click.BadParameter("use a local ISO time, e.g. 2025-01-30T18:22",
+                                     param_hint="--time") from None
+        if t.tzinfo is not None:
+            raise click.BadParameter("give the local time without an offset, and --tz",
+                                     param_hint="--time")
+    eid = api.confirm(event_id, db=db, when=t, tz=tz)
+    click.echo(f"confirmed: {eid}")
+
+
+@main.command("update")
+@click.option("--config", "config_path", default="events/update.toml", show_default=True,
+              type=click.Path(dir_okay=False), help="The update file: studies and feeds.")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+              help="DuckDB file to update.")
+@_handle_errors
+def update_cmd(config_path: str, db: str) -> None:
+    """Bring prices, news, runs and reports up to date (for a scheduler).
+
+    Fetches only missing price days, ingests the configured feeds, re-runs each
+    study whose inputs changed and re-renders its report. A second run changes
+    nothing and says so; a concurrent one exits at once (exit 8). Exit 5 when
+    something could not be fetched (nothing stored is lost).
+    """
+    summary = api.update(config_path, db=db, progress=_progress)
+    for s in summary.steps:
+        if s.step != "summary":
+            click.echo(f"{s.step:<7} {s.target:<40} {s.status:<9} {s.detail}")
+    last = summary.steps[-1]
+    click.echo(f"update {summary.update_id}: {last.detail}")
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
+
+
+@main.command("schedule")
+@click.option("--at", "at", default="07:00", show_default=True, help="Local time HH:MM.")
+@click.option("--tz", default="Asia/Seoul", show_default=True, help="IANA zone of --at.")
+@click.option("--days", type=click.Choice(["weekdays", "daily"]), default="weekdays",
+              show_default=True)
+@click.option("--config", "config_path", default="events/update.toml", show_default=True,
+              help="The update file passed to impact update.")
+@click.option("--db", default=api.DEFAULT_DB, show_default=True, help="The database.")
+@click.option("--install", "install_dir", type=click.Path(file_okay=False), default=None,
+              help="Write the crontab line and the systemd unit files to this folder "
+                   "(e.g. ~/.config/systemd/user) instead of only printing them.")
+@_handle_errors
+def schedule_cmd(at: str, tz: str, days: str, config_path: str, db: str,
+                 install_dir: str | None) -> None:
+    """Print (or --install) a crontab line and a systemd service and timer for impact update.
+
+    Example: every weekday at 07:00 Asia/Seoul, before KRX opens.
+    """
+    files = api.schedule(at=at, tz=tz, days=days, config=config_path, db=db)
+    if install_dir is None:
+        for name, text in files.items():
+            click.echo(f"# ---- {name}\n{text}")
+        return
+    out = Path(install_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / (name if name != "crontab" else "impact-update.crontab")).write_text(text)
+    click.echo(f"written to {out}: impact-update.crontab, impact-update.service, "
+               f"impact-update.timer")
+    click.echo("enable the timer: systemctl --user daemon-reload && systemctl --user enable "
+               "--now impact-update.timer   (or: crontab impact-update.crontab)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -30,6 +30,8 @@ class ExitCode(IntEnum):
     DATABASE = 6
     #: An output file or folder could not be written (e.g. the report folder).
     OUTPUT = 7
+    #: Another ``impact update`` is running (its lock is held): try again later.
+    LOCKED = 8
 
 
 class ImpactError(Exception):

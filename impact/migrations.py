@@ -239,6 +239,23 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
         "reason VARCHAR, "
         "PRIMARY KEY (run_id, event_id, ticker, benchmark, window_start, window_end))")
     con.execute(
+        "CREATE TABLE articles (article_id VARCHAR PRIMARY KEY, source VARCHAR, url VARCHAR, "
+        "headline VARCHAR, publisher VARCHAR, published_at TIMESTAMPTZ, "
+        "published_local VARCHAR, tz VARCHAR, zone_assumed BOOLEAN, time_status VARCHAR, "
+        "time_text VARCHAR, body_hash VARCHAR, ingested_at TIMESTAMP)")
+    con.execute(
+        "CREATE TABLE article_mentions (article_id VARCHAR, ticker VARCHAR, mentions INTEGER, "
+        "relevance DOUBLE, in_headline BOOLEAN, aliases VARCHAR, "
+        "PRIMARY KEY (article_id, ticker))")
+    con.execute(
+        "CREATE TABLE news_events (event_id VARCHAR PRIMARY KEY, article_id VARCHAR, "
+        "ts TIMESTAMPTZ, tz VARCHAR, title VARCHAR, source VARCHAR, tickers VARCHAR, "
+        "status VARCHAR, confirmed_at TIMESTAMP, note VARCHAR)")
+    con.execute(
+        "CREATE TABLE update_log (update_id BIGINT, step VARCHAR, target VARCHAR, "
+        "status VARCHAR, rows BIGINT, detail VARCHAR, started_at TIMESTAMP, "
+        "finished_at TIMESTAMP, PRIMARY KEY (update_id, step, target))")
+    con.execute(
         "CREATE TABLE aar (run_id BIGINT, event_id VARCHAR, group_name VARCHAR, "
         "model VARCHAR, rel_day INTEGER, n INTEGER, aar DOUBLE, se DOUBLE, caar DOUBLE, "
         "PRIMARY KEY (run_id, event_id, group_name, model, rel_day))")

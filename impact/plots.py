@@ -132,8 +132,7 @@ def rc_params() -> dict[str, Any]:
         ``svg.hashsalt`` (reproducible SVG ids).
     """
     setup_fonts()
-    assert _family is not None
-    return {"font.family": list(_family), "svg.fonttype": "path",
+    return {"font.family": list(_family or [_LATIN_FAMILY]), "svg.fonttype": "path",
             "svg.hashsalt": SVG_HASHSALT}
 
 

@@ -102,7 +102,11 @@ def _embedded_font(text: str) -> str:
     regular = [f for f in _bundled_font_files() if f.name == "NanumGothic.ttf"]
     if not regular:
         return ""
+    import logging
+
     from fontTools import subset
+
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
 
     font = subset.load_font(str(regular[0]), subset.Options())
     sub = subset.Subsetter(subset.Options())
@@ -110,6 +114,7 @@ def _embedded_font(text: str) -> str:
     sub.subset(font)
     buf = io.BytesIO()
     font.save(buf)
+    font.close()
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return ("@font-face { font-family: 'ImpactHangul'; "
             f"src: url(data:font/ttf;base64,{data}) format('truetype'); }}")

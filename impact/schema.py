@@ -329,6 +329,57 @@ TABLES: tuple[Table, ...] = (
         _c("status", "VARCHAR", "ok or incomplete."),
         _c("reason", "VARCHAR", "Why incomplete."),
     ), ("run_id", "event_id", "ticker", "benchmark", "window_start", "window_end")),
+    Table("articles", "News articles and feed items ingested with impact events ingest: one "
+          "row per article (duplicates by URL or by text are merged).", (
+        _c("article_id", "VARCHAR", "Stable id: a-<first 12 hex digits of the text hash>."),
+        _c("source", "VARCHAR", "Where it was read from: a file path, a URL or a feed URL."),
+        _c("url", "VARCHAR", "The article's URL, if known."),
+        _c("headline", "VARCHAR", "The headline."),
+        _c("publisher", "VARCHAR", "The publisher, if stated or configured."),
+        _c("published_at", "TIMESTAMPTZ", "Publication time the page states (NULL if none)."),
+        _c("published_local", "VARCHAR", "The same as local ISO 8601 time with its offset."),
+        _c("tz", "VARCHAR", "IANA zone of the publication time."),
+        _c("zone_assumed", "BOOLEAN", "True when the page gave no zone and the publisher's "
+           "default zone was used."),
+        _c("time_status", "VARCHAR", "ok, or needs_timestamp when no publication time was "
+           "found (impact never guesses)."),
+        _c("time_text", "VARCHAR", "The text the time was read from."),
+        _c("body_hash", "VARCHAR", "SHA-256 of the normalized body (duplicate detection)."),
+        _c("ingested_at", "TIMESTAMP", "When it was ingested (UTC)."),
+    ), ("article_id",)),
+    Table("article_mentions", "Securities an article is about, from the alias table "
+          "(events/aliases.csv), with mention counts and relevance.", (
+        _c("article_id", "VARCHAR", "The article."),
+        TICKER,
+        _c("mentions", "INTEGER", "Times the security is named in the headline and body."),
+        _c("relevance", "DOUBLE", "Relevance score in [0, 1] (docs/news.md)."),
+        _c("in_headline", "BOOLEAN", "Named in the headline."),
+        _c("aliases", "VARCHAR", "The names found."),
+    ), ("article_id", "ticker")),
+    Table("news_events", "Events proposed from ingested articles. Candidates until confirmed "
+          "with impact events confirm; only confirmed events enter studies (as articles "
+          "on the timeline of the studies whose securities they name).", (
+        _c("event_id", "VARCHAR", "Event id: news-<article id>."),
+        _c("article_id", "VARCHAR", "The article."),
+        _c("ts", "TIMESTAMPTZ", "The event time (the publication time, or a corrected one)."),
+        _c("tz", "VARCHAR", "IANA zone of the event time."),
+        _c("title", "VARCHAR", "The headline."),
+        _c("source", "VARCHAR", "The publisher or the source."),
+        _c("tickers", "VARCHAR", "Linked securities, most relevant first."),
+        _c("status", "VARCHAR", "candidate, needs_timestamp or confirmed."),
+        _c("confirmed_at", "TIMESTAMP", "When it was confirmed (UTC)."),
+        _c("note", "VARCHAR", "E.g. 'time corrected from ...'."),
+    ), ("event_id",)),
+    Table("update_log", "What each impact update did, step by step.", (
+        _c("update_id", "BIGINT", "The update (one per impact update)."),
+        _c("step", "VARCHAR", "prices, feed, study or summary."),
+        _c("target", "VARCHAR", "The ticker, feed or study of the step."),
+        _c("status", "VARCHAR", "changed, unchanged, failed or skipped."),
+        _c("rows", "BIGINT", "Rows written (prices, articles) or the run id (study)."),
+        _c("detail", "VARCHAR", "What happened, in words."),
+        _c("started_at", "TIMESTAMP", "Start of the step (UTC)."),
+        _c("finished_at", "TIMESTAMP", "End of the step (UTC)."),
+    ), ("update_id", "step", "target")),
 )
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ failure leaves the database as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,11 +24,11 @@ import polars as pl
 from impact import __version__
 from impact.analysis import FitKey, infer
 from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
-from impact.catalog import Study
+from impact.catalog import Event, Study
 from impact.errors import DataError
 from impact.estimation import EventSeries, Fit, car, fit, sq_pvalue, t_pvalue
 from impact.returns import compute_returns
-from impact.sources import PriceData, PriceSource
+from impact.sources import PriceSource
 
 #: An estimation window must have usable returns on at least this share of its sessions.
 MIN_ESTIMATION_SHARE = 0.5
@@ -74,12 +75,21 @@ def _span(study: Study) -> tuple[date, date]:
     return first - timedelta(days=before), max(end, last + timedelta(days=7))
 
 
-def _hash_inputs(study: Study, data: PriceData) -> str:
+def _hash_inputs(study: Study, prices: pl.DataFrame, dividends: pl.DataFrame | None,
+                 extra_events: Sequence[Event] = ()) -> str:
+    """SHA-256 of what a run depends on.
+
+    The study file, the prices and dividends used (whatever their source), and the
+    confirmed news events merged into the study.
+    """
     h = hashlib.sha256()
     h.update(study.text.encode())
-    h.update(data.prices.sort(["ticker", "date"]).write_csv().encode())
-    if data.dividends is not None:
-        h.update(data.dividends.sort(["ticker", "ex_date"]).write_csv().encode())
+    h.update(prices.sort(["ticker", "date"]).write_csv().encode())
+    if dividends is not None and dividends.height:
+        h.update(dividends.sort(["ticker", "ex_date"]).select(
+            "ticker", "ex_date", "amount").write_csv().encode())
+    for ev in sorted(extra_events, key=lambda e: e.event_id):
+        h.update(f"{ev.event_id}|{ev.ts.isoformat()}|{ev.tz}|{ev.title}".encode())
     return h.hexdigest()
 
 
@@ -88,6 +98,7 @@ def compute_study(
     source: PriceSource,
     *,
     progress: Callable[[str], None] | None = None,
+    extra_events: Sequence[Event] = (),
 ) -> StudyRun:
     """Compute a study from a validated study file and a price source.
 
@@ -99,6 +110,9 @@ def compute_study(
         Where prices come from (:func:`impact.sources.choose_source`).
     progress
         Called with a short message at each stage (the CLI prints them on stderr).
+    extra_events
+        Confirmed news events to add to the catalog (shown on the timeline; not
+        estimated unless listed in the study's events).
 
     Returns
     -------
@@ -112,6 +126,10 @@ def compute_study(
         From the price source.
     """
     say = progress or (lambda _msg: None)
+    known = {e.event_id for e in study.events}
+    extra = tuple(e for e in extra_events if e.event_id not in known)
+    if extra:
+        study = dataclasses.replace(study, events=study.events + extra)
     start, end = _span(study)
     exchanges = sorted({s.exchange for s in (*study.securities, *study.benchmarks)})
     sess_of_ex: dict[str, Sessions] = {ex: sessions(ex, start, end) for ex in exchanges}
@@ -329,7 +347,7 @@ def compute_study(
         study=study,
         params=params,
         price_source=data.source,
-        inputs_hash=_hash_inputs(study, data),
+        inputs_hash=_hash_inputs(study, prices, dividends, extra),
         created_at=datetime.now(UTC).replace(tzinfo=None),
         prices=prices,
         dividends=dividends,
