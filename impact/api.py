@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from impact.backtesting import BacktestOutcome
 from impact.catalog import Event, Study, load_study
 from impact.ingest import IngestResult
 from impact.query import TableInfo
@@ -439,3 +440,14 @@ def schedule(*, at: str, tz: str, days: str, config: str, db: str) -> dict[str, 
     from impact.update import schedule_files
 
     return schedule_files(at=at, tz=tz, days=days, workdir=Path.cwd(), db=db, config=config)
+
+
+def backtest(strategy: str | Path, *, db: str | Path = DEFAULT_DB, source: str | None = None,
+             prices_dir: str | Path | None = None,
+             reports_dir: str | Path | None = DEFAULT_REPORTS,
+             progress: Callable[[str], None] | None = None) -> BacktestOutcome:
+    """Run a strategy file (see :mod:`impact.backtesting`)."""
+    from impact.backtesting import backtest as _backtest
+
+    return _backtest(strategy, db=db, source=source, prices_dir=prices_dir,
+                     reports_dir=reports_dir, progress=progress)

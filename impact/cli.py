@@ -216,6 +216,35 @@ def migrate_cmd(db: str) -> None:
         click.echo(f"{db}: already at schema version {version}")
 
 
+@main.command("backtest")
+@click.argument("strategy", type=click.Path(dir_okay=False))
+@db_option
+@click.option("--source", type=click.Choice(["auto", "snapshot", "yahoo"]), default=None,
+              help="Price source (default: the study file's).")
+@click.option("--prices-dir", type=click.Path(file_okay=False), default=None,
+              help="Snapshot directory of price CSV files.")
+@click.option("--reports-dir", default=api.DEFAULT_REPORTS, show_default=True,
+              type=click.Path(file_okay=False),
+              help="Folder for reports; the report goes to <reports-dir>/<strategy>/.")
+@_handle_errors
+def backtest_cmd(strategy: str, db: str, source: str | None, prices_dir: str | None,
+                 reports_dir: str) -> None:
+    """Backtest STRATEGY (a file under events/strategies/) on its study's events.
+
+    Entries are the first open or close strictly after the news (and any signal)
+    is public on the security's own exchange: no look-ahead. Trades, the equity
+    curve and the statistics go to the database and to a report.
+    """
+    out = api.backtest(strategy, db=db, source=source, prices_dir=prices_dir,
+                       reports_dir=reports_dir, progress=_progress)
+    st = out.result.stats
+    click.echo(f"backtest {out.backtest_id} of '{out.strategy.name}': {st['n_trades']} trade(s), "
+               f"{st['n_skipped']} skipped; total return "
+               + ("n/a" if st["total_return"] is None else f"{st['total_return']:+.2%}"))
+    if out.report is not None:
+        click.echo(f"report: {out.report}")
+
+
 @main.group("events")
 def events_group() -> None:
     """Ingest news into candidate events, list them, confirm them."""

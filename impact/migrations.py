@@ -256,6 +256,21 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
         "status VARCHAR, rows BIGINT, detail VARCHAR, started_at TIMESTAMP, "
         "finished_at TIMESTAMP, PRIMARY KEY (update_id, step, target))")
     con.execute(
+        "CREATE TABLE backtest_runs (backtest_id BIGINT PRIMARY KEY, created_at TIMESTAMP, "
+        "strategy VARCHAR, strategy_file VARCHAR, study VARCHAR, params JSON, stats JSON, "
+        "price_source VARCHAR, impact_version VARCHAR)")
+    con.execute(
+        "CREATE TABLE backtest_trades (backtest_id BIGINT, trade_no INTEGER, event_id VARCHAR, "
+        "ticker VARCHAR, status VARCHAR, reason VARCHAR, direction INTEGER, "
+        "allowed_at TIMESTAMP, entry_date DATE, entry_time TIMESTAMP, entry_price DOUBLE, "
+        "exit_date DATE, exit_time TIMESTAMP, exit_price DOUBLE, exit_reason VARCHAR, "
+        "sessions_held INTEGER, notional DOUBLE, fx_entry DOUBLE, fx_exit DOUBLE, "
+        "gross_return DOUBLE, cost DOUBLE, pnl DOUBLE, net_return DOUBLE, "
+        "PRIMARY KEY (backtest_id, trade_no))")
+    con.execute(
+        "CREATE TABLE backtest_equity (backtest_id BIGINT, date DATE, equity DOUBLE, "
+        "benchmark_equity DOUBLE, PRIMARY KEY (backtest_id, date))")
+    con.execute(
         "CREATE TABLE aar (run_id BIGINT, event_id VARCHAR, group_name VARCHAR, "
         "model VARCHAR, rel_day INTEGER, n INTEGER, aar DOUBLE, se DOUBLE, caar DOUBLE, "
         "PRIMARY KEY (run_id, event_id, group_name, model, rel_day))")

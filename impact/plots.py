@@ -479,6 +479,34 @@ def plot_event_timeline(
     return ax
 
 
+@_styled
+def plot_equity(equity: pl.DataFrame, ax: Axes | None = None, *,
+                title: str = "Equity") -> Axes:
+    """A backtest's equity against buy-and-hold of its benchmark.
+
+    Parameters
+    ----------
+    equity
+        Columns date, equity, benchmark_equity (reporting currency).
+    ax
+        Axes to draw on (a new figure when None).
+    title
+        The title.
+    """
+    ax = _new_ax(ax, (9, 4.5))
+    dates = equity["date"].to_list()
+    ax.plot(dates, equity["equity"].to_list(), color=_COLORS[0], lw=1.6, label="strategy")
+    if "benchmark_equity" in equity.columns:
+        bench = [float("nan") if v is None else v for v in equity["benchmark_equity"].to_list()]
+        ax.plot(dates, bench, color="grey", ls="--", lw=1.2, label="buy and hold (benchmark)")
+    ax.set_title(title)
+    ax.set_ylabel("equity")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.figure.autofmt_xdate()
+    return ax
+
+
 def _output_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     p = Path(path)
     base = p.with_suffix("") if p.suffix.lower() in (".png", ".svg") else p

@@ -206,10 +206,12 @@ class StagedReport:
     inside the database transaction and commits it only after the run is stored.
     """
 
-    def __init__(self, tmp: Path, out: Path, figures: tuple[str, ...]) -> None:
+    def __init__(self, tmp: Path, out: Path, figures: tuple[str, ...], *,
+                 markdown_name: str = "report.md") -> None:
         self.tmp = tmp
         self.out = out
         self.figure_names = figures
+        self.markdown_name = markdown_name
 
     def commit(self) -> ReportFiles:
         """Move the staged report into place."""
@@ -230,8 +232,8 @@ class StagedReport:
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write the report to {out}: {exc}") from None
-        html = out / "report.html"
-        return ReportFiles(directory=out, markdown=out / "report.md",
+        html = out / self.markdown_name.replace(".md", ".html")
+        return ReportFiles(directory=out, markdown=out / self.markdown_name,
                            figures=tuple(out / "figures" / f for f in self.figure_names),
                            html=html if html.exists() else None)
 

@@ -380,6 +380,53 @@ TABLES: tuple[Table, ...] = (
         _c("started_at", "TIMESTAMP", "Start of the step (UTC)."),
         _c("finished_at", "TIMESTAMP", "End of the step (UTC)."),
     ), ("update_id", "step", "target")),
+    Table("backtest_runs", "One row per impact backtest: the strategy, its parameters and "
+          "the summary statistics.", (
+        _c("backtest_id", "BIGINT", "The backtest."),
+        _c("created_at", "TIMESTAMP", "When it ran (UTC)."),
+        _c("strategy", "VARCHAR", "Strategy name."),
+        _c("strategy_file", "VARCHAR", "Path of the strategy file."),
+        _c("study", "VARCHAR", "The study whose events, securities and prices it used."),
+        _c("params", "JSON", "The strategy's rules (direction, entry, holding, stop, costs, "
+           "sizing, currency)."),
+        _c("stats", "JSON", "total_return, annualized_return, volatility, sharpe, "
+           "max_drawdown, hit_rate, mean_trade_return, mean_trade_t, n_trades, n_skipped."),
+        _c("price_source", "VARCHAR", "Where the prices came from."),
+        _c("impact_version", "VARCHAR", "Version of impact."),
+    ), ("backtest_id",)),
+    Table("backtest_trades", "Each trade of a backtest (status taken), and each candidate "
+          "skipped with its reason (status skipped).", (
+        _c("backtest_id", "BIGINT", "The backtest."),
+        _c("trade_no", "INTEGER", "Order of the row within the backtest."),
+        EVENT_ID, TICKER,
+        _c("status", "VARCHAR", "taken or skipped."),
+        _c("reason", "VARCHAR", "Why a candidate was skipped."),
+        _c("direction", "INTEGER", "+1 long, -1 short."),
+        _c("allowed_at", "TIMESTAMP", "UTC instant from which the trade was allowed: the news "
+           "(and the signal) being public."),
+        _c("entry_date", "DATE", "Entry session (the security's exchange)."),
+        _c("entry_time", "TIMESTAMP", "Entry instant (that session's open or close), UTC."),
+        _c("entry_price", "DOUBLE", "Entry price (as traded)."),
+        _c("exit_date", "DATE", "Exit session."),
+        _c("exit_time", "TIMESTAMP", "Exit instant, UTC."),
+        _c("exit_price", "DOUBLE", "Exit price."),
+        _c("exit_reason", "VARCHAR", "holding or stop."),
+        _c("sessions_held", "INTEGER", "Sessions held."),
+        _c("notional", "DOUBLE", "Position size in the reporting currency."),
+        _c("fx_entry", "DOUBLE", "Price-currency units per reporting-currency unit at entry."),
+        _c("fx_exit", "DOUBLE", "The same at exit."),
+        _c("gross_return", "DOUBLE", "direction x (exit / entry - 1)."),
+        _c("cost", "DOUBLE", "Costs in the reporting currency."),
+        _c("pnl", "DOUBLE", "Profit and loss in the reporting currency, net of costs."),
+        _c("net_return", "DOUBLE", "pnl / notional."),
+    ), ("backtest_id", "trade_no")),
+    Table("backtest_equity", "Daily equity of a backtest and of a buy-and-hold benchmark with "
+          "the same capital.", (
+        _c("backtest_id", "BIGINT", "The backtest."),
+        _c("date", "DATE", "Calendar date."),
+        _c("equity", "DOUBLE", "Capital plus realized P&L, reporting currency."),
+        _c("benchmark_equity", "DOUBLE", "The same capital held in the benchmark."),
+    ), ("backtest_id", "date")),
 )
 
 @dataclass(frozen=True)

@@ -200,3 +200,16 @@ def test_html_carries_a_hangul_font_subset(deepseek_run) -> None:  # type: ignor
         if "\uac00" <= ch <= "\ud7a3":
             assert ord(ch) in cmap, ch
     assert len(m.group(1)) < 100_000  # a subset, not the whole font
+
+
+def test_report_by_study_name_html_only(deepseek_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "deepseek-report"
+    res = CliRunner().invoke(main, ["report", "deepseek", "--db", str(deepseek_run.db),
+                                    "--format", "html", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "report.html").exists() and not (out / "report.md").exists()
+    assert sorted(p.suffix for p in (out / "figures").iterdir()) == [".png"] * 4 + [".svg"] * 4
+    bad = CliRunner().invoke(main, ["report", "deepseek", "--db", str(deepseek_run.db),
+                                    "--format", "pdf", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 4 and "unknown report format" in bad.stderr
+    assert not (tmp_path / "x").exists()
