@@ -572,8 +572,14 @@ def _closures(params: dict[str, Any], marks: list[tuple[datetime, str, str, bool
     """Weekday closures of each exchange over the span of the events (UTC spans)."""
     lo = min(m[0] for m in marks).date() - timedelta(days=2)
     hi = max(m[0] for m in marks).date() + timedelta(days=2)
+    return _closure_spans({v["exchange"] for v in params["securities"].values()}, lo, hi)
+
+
+def _closure_spans(exchanges: set[str], lo: date, hi: date
+                   ) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Each exchange's closed weekdays between two dates, as UTC (start, end) spans."""
     out: dict[str, list[tuple[datetime, datetime]]] = {}
-    for ex in sorted({v["exchange"] for v in params["securities"].values()}):
+    for ex in sorted(exchanges):
         sess_days = set(sessions(ex, lo - timedelta(days=10), hi + timedelta(days=10)).dates)
         zone = _tzinfo(ex)
         spans = []
@@ -686,18 +692,7 @@ def _indexed_prices_figure(con: duckdb.DuckDBPyConnection, params: dict[str, Any
             points.append((closes[d], level))
         series[label.get(t, t)] = (
             [p[0] for p in points], [p[1] for p in points])
-    closures: dict[str, list[tuple[datetime, datetime]]] = {}
-    for ex in sorted(set(exchange_of.values())):
-        sess_days = set(sessions(ex, lo - timedelta(days=10), hi + timedelta(days=10)).dates)
-        zone = _tzinfo(ex)
-        spans = []
-        for i in range((hi - lo).days + 1):
-            d = lo + timedelta(days=i)
-            if d.weekday() < 5 and d not in sess_days:
-                start = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
-                spans.append((start.replace(tzinfo=None),
-                              (start + timedelta(days=1)).replace(tzinfo=None)))
-        closures[_EXCHANGE_LABEL.get(ex, ex)] = spans
+    closures = _closure_spans(set(exchange_of.values()), lo, hi)
     marks: list[tuple[datetime, str]] = []
     studied = set(params["events"])
     for ev in events.iter_rows(named=True):
