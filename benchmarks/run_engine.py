@@ -1,0 +1,140 @@
+"""Throughput of the set-based engine (impact.engine) against a per-pair statsmodels loop.
+
+    .venv/bin/python benchmarks/run_engine.py                  # 10^4, 10^5, 10^6 pairs
+    .venv/bin/python benchmarks/run_engine.py --sizes 10000,100000
+    .venv/bin/python benchmarks/run_engine.py --quick          # 10^4 and 10^5, 500 securities
+
+One synthetic panel (benchmarks/panel.py: 2,000 securities x 10 years on XNYS and
+XKRX, ~5.5 M returns rows) is written to a DuckDB file; each size runs in a fresh
+child process that opens the file, takes the first n pairs and times
+``market_model_sql`` end to end (returns in DuckDB -> engine_fits, engine_ar,
+engine_car written to the same database, committed). Peak memory is the child's
+``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (Linux: KiB; it includes DuckDB's
+native allocations, unlike tracemalloc). The baseline is a per-pair loop on a
+random subsample: read the pair's returns from DuckDB, statsmodels OLS, ARs,
+their forecast-error variances and the CARs with their variances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from benchmarks.panel import build_panel
+
+EST, EVW = (-250, -11), (-5, 10)
+WINDOWS = ((-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10))
+
+
+def child(db: str, n: int) -> None:
+    import resource
+
+    from impact.engine import market_model_sql
+
+    con = duckdb.connect(db)
+    con.execute(f"CREATE OR REPLACE TABLE bench_pairs AS SELECT * FROM pairs WHERE pair_id < {n}")
+    t0 = time.perf_counter()
+    con.execute("BEGIN")
+    market_model_sql(con, returns_table="returns", pairs_table="bench_pairs",
+                     estimation=EST, event=EVW, car_windows=WINDOWS)
+    con.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    counts = con.execute("SELECT (SELECT count(*) FROM engine_fits), "
+                         "(SELECT count(*) FROM engine_ar), (SELECT count(*) FROM engine_car), "
+                         "(SELECT count(*) FROM engine_fits WHERE status = 'ok')").fetchone()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"n": n, "seconds": dt, "maxrss_mb": rss, "counts": counts}))
+
+
+def statsmodels_loop(db: str, n_pairs: int, sample: int, seed: int = 1) -> tuple[float, int]:
+    """Seconds per pair of a per-pair loop (DuckDB read + statsmodels OLS + ARs + CARs)."""
+    import statsmodels.api as sm
+
+    con = duckdb.connect(db, read_only=True)
+    ids = np.random.default_rng(seed).choice(n_pairs, sample, replace=False)
+    done = 0
+    t0 = time.perf_counter()
+    for pid in ids:
+        ticker, d0 = con.execute("SELECT ticker, day0_idx FROM pairs WHERE pair_id = ?",
+                                 [int(pid)]).fetchone() or ("", 0)
+        rows = con.execute(
+            "SELECT session_idx - ? AS rel, ret, mkt FROM returns WHERE ticker = ? "
+            "AND session_idx BETWEEN ? AND ? ORDER BY session_idx",
+            [d0, ticker, d0 + EST[0], d0 + EVW[1]]).fetchnumpy()
+        rel = rows["rel"]
+        ret = np.asarray(rows["ret"], dtype=float)
+        mkt = np.asarray(rows["mkt"], dtype=float)
+        use = (rel <= EST[1]) & np.isfinite(ret) & np.isfinite(mkt)
+        if use.sum() < 4:
+            continue
+        res = sm.OLS(ret[use], sm.add_constant(mkt[use])).fit()
+        ev = rel >= EVW[0]
+        x = sm.add_constant(np.nan_to_num(mkt[ev]), has_constant="add")
+        ar = ret[ev] - x @ res.params
+        cov = res.scale * np.eye(len(ar)) + x @ res.cov_params() @ x.T
+        for a, b in WINDOWS:
+            sel = (rel[ev] >= a) & (rel[ev] <= b)
+            if sel.sum() == b - a + 1:
+                _car = ar[sel].sum()
+                _var = cov[np.ix_(sel, sel)].sum()
+        done += 1
+    return (time.perf_counter() - t0) / max(done, 1), done
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--db", help="reuse (or create) this panel database")
+    ap.add_argument("--securities", type=int, default=2000)
+    ap.add_argument("--sample", type=int, default=200, help="pairs in the statsmodels loop")
+    ap.add_argument("--child", nargs=2, metavar=("DB", "N"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        child(a.child[0], int(a.child[1]))
+        return
+    sizes = [10_000, 100_000] if a.quick else [int(s) for s in a.sizes.split(",")]
+    securities = 500 if a.quick else a.securities
+    db = a.db or os.path.join(tempfile.mkdtemp(prefix="impact-engine-"), "panel.duckdb")
+    if not os.path.exists(db):
+        t0 = time.perf_counter()
+        info = build_panel(db, securities=securities, years=10, pairs=max(sizes))
+        print(f"panel: {info} in {time.perf_counter() - t0:.1f} s -> {db}")
+    with duckdb.connect(db, read_only=True) as con:
+        rows, n_pairs = con.execute("SELECT (SELECT count(*) FROM returns), "
+                                    "(SELECT count(*) FROM pairs)").fetchone() or (0, 0)
+    print(f"returns rows: {rows:,}; pairs available: {n_pairs:,}; cores: {os.cpu_count()}")
+    results = {}
+    for n in sizes:
+        if n > n_pairs:
+            print(f"skip {n:,}: only {n_pairs:,} pairs in {db}")
+            continue
+        out = subprocess.run([sys.executable, __file__, "--child", db, str(n)],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        results[n] = r
+        print(f"{n:>9,} pairs: {r['seconds']:7.2f} s  {n / r['seconds']:>10,.0f} pairs/s  "
+              f"peak RSS {r['maxrss_mb']:,.0f} MB  (fits, ARs, CARs rows: {r['counts'][:3]}, "
+              f"ok fits {r['counts'][3]:,})")
+    if 100_000 in results and 1_000_000 in results:
+        ratio = results[1_000_000]["seconds"] / results[100_000]["seconds"]
+        print(f"time ratio 10^6 / 10^5 pairs: {ratio:.2f} (10 = linear)")
+    per_pair, done = statsmodels_loop(db, n_pairs, a.sample)
+    print(f"per-pair statsmodels loop: {done} pairs, {per_pair * 1e3:.2f} ms/pair, "
+          f"{1 / per_pair:,.0f} pairs/s")
+    for n, r in results.items():
+        print(f"speed-up over the loop at {n:,} pairs: {n / r['seconds'] * per_pair:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
