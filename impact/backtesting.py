@@ -10,6 +10,7 @@ are written in one transaction; a bad strategy fails before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import duckdb
 import polars as pl
 
 from impact import __version__
-from impact.backtest import BacktestResult, Candidate, Rules, run_backtest
+from impact.backtest import BacktestResult, Candidate, run_backtest
 from impact.calendars import Sessions, sessions
 from impact.catalog import Event
 from impact.errors import DataError, InputError
@@ -104,13 +105,13 @@ def prepare(strategy: Strategy, *, source: str | None = None, prices_dir: str | 
         sess_of[t] = sessions(study.instrument(t).exchange, start, end)
         prices[t] = run.prices.filter(pl.col("ticker") == t).select("date", "open", "close")
     fx = None
-    foreign = {study.instrument(t).currency for t in tickers} - {strategy.currency}
+    foreign = {study.instrument(t).currency for t in tickers} - {strategy.rules.currency}
     if foreign:
         if strategy.fx is None:
             raise InputError(f"{strategy.path}: the securities trade in {', '.join(foreign)} "
-                             f"and the reporting currency is {strategy.currency}: add fx = "
+                             f"and the reporting currency is {strategy.rules.currency}: add fx = "
                              f"\"USDKRW\" (a series of {', '.join(foreign)} per "
-                             f"{strategy.currency})")
+                             f"{strategy.rules.currency})")
         data = es.source.fetch([strategy.fx], start, end)
         zone = ZoneInfo(FX_FIXING[1])
         fx = data.prices.filter(pl.col("close").is_not_null()).select(
@@ -135,10 +136,7 @@ def backtest(path: str | Path, *, db: str | Path, source: str | None = None,
     """
     strategy = load_strategy(path)
     _es, inp = prepare(strategy, source=source, prices_dir=prices_dir, progress=progress)
-    rules = Rules(direction=strategy.direction, entry=strategy.entry, holding=strategy.holding,
-                  stop=strategy.stop, cost_bps=strategy.cost_bps, sizing=strategy.sizing,
-                  notional=strategy.notional, currency=strategy.currency)
-    result = run_backtest(rules, inp["candidates"], sessions_of=inp["sessions_of"],
+    result = run_backtest(strategy.rules, inp["candidates"], sessions_of=inp["sessions_of"],
                           prices=inp["prices"], fx=inp["fx"], benchmark=inp["benchmark"])
     if not result.trades and not result.skipped:
         raise DataError(f"{strategy.path}: no event and security to trade")
@@ -167,9 +165,9 @@ def _write(con: duckdb.DuckDBPyConnection, strategy: Strategy, result: BacktestR
     with transaction(con):
         row = fetch_one(con, "SELECT coalesce(max(backtest_id), 0) + 1 FROM backtest_runs")
         bid = int(row[0]) if row else 1
-        params = {k: getattr(strategy, k) for k in (
-            "direction", "entry", "holding", "stop", "cost_bps", "sizing", "notional",
-            "currency", "benchmark", "fx", "events", "categories", "securities")}
+        params: dict[str, Any] = dataclasses.asdict(strategy.rules)
+        params |= {k: getattr(strategy, k) for k in (
+            "benchmark", "fx", "events", "categories", "securities")}
         if strategy.signal is not None:
             params["signal"] = strategy.signal.__dict__
         con.execute("INSERT INTO backtest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impact.backtest import Rules
 from impact.errors import CatalogError
 
 _KEYS = ("name", "description", "study", "events", "categories", "securities", "direction",
@@ -52,14 +53,8 @@ class Strategy:
     events: tuple[str, ...]
     categories: tuple[str, ...]
     securities: tuple[str, ...]
-    direction: str
-    entry: str
-    holding: int
-    stop: float | None
-    cost_bps: float
-    sizing: str
-    notional: float
-    currency: str
+    #: The trading rules, as the engine takes them.
+    rules: Rules
     benchmark: str | None
     fx: str | None
     signal: Signal | None
@@ -190,8 +185,9 @@ def load_strategy(path: str | Path) -> Strategy:
     study = (p.parent / req("study", str)).resolve()
     return Strategy(
         path=p, name=name, description=str(raw.get("description", "")), study=study,
-        events=events, categories=categories, securities=securities, direction=direction,
-        entry=str(entry), holding=int(holding), stop=float(stop) if stop is not None else None,
-        cost_bps=float(cost), sizing=str(sizing), notional=float(notional),
-        currency=currency, benchmark=raw.get("benchmark"), fx=raw.get("fx"),
+        events=events, categories=categories, securities=securities,
+        rules=Rules(direction=direction, entry=str(entry), holding=int(holding),
+                    stop=float(stop) if stop is not None else None, cost_bps=float(cost),
+                    sizing=str(sizing), notional=float(notional), currency=currency),
+        benchmark=raw.get("benchmark"), fx=raw.get("fx"),
         signal=signal, text=text)
