@@ -1,18 +1,19 @@
 """Synthetic panels for the set-based engine's benchmark, written into DuckDB.
 
-N securities, half on XNYS and half on XKRX, over Y years of each exchange's real
+N securities (default 3,000), half on XNYS and half on XKRX, over Y years of each exchange's real
 sessions (``impact.calendars.sessions``). One market factor per exchange (daily sd
 1%, drift 0.04%); each security follows a market model with beta ~ U(0.5, 1.5),
 alpha ~ N(0, 0.03%) and idiosyncratic sd ~ U(1%, 3%) (about 2%), Student t(4)
 residuals when ``fat_tails``. A fraction of security prices (``missing``) and a
-tenth of that of benchmark returns are NULL. Events: random (ticker, day 0)
-pairs, day 0 uniform over each ticker's sessions (so some have short histories and
-some windows run past the data's end).
+tenth of that of benchmark returns are NULL. Events: random dates, each
+with ``per_event`` securities drawn from both exchanges (day 0 is the security's
+first session on or after the date), so early events have short histories and late
+ones windows past the data's end.
 
 Tables: ``returns(ticker, session_idx, date, ret, mkt)`` and
-``pairs(pair_id, ticker, day0_idx)``, the engine's input layout.
+``pairs(pair_id, event_id, ticker, day0_idx)``, the engine's input layout.
 
-    .venv/bin/python benchmarks/panel.py out.duckdb --securities 2000 --years 10 --pairs 100000
+    .venv/bin/python benchmarks/panel.py out.duckdb --securities 3000 --years 10 --pairs 100000
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import pandas as pd
 from impact.calendars import sessions
 
 
-def build_panel(path: str, *, securities: int = 2000, years: int = 10, pairs: int = 100_000,
+def build_panel(path: str, *, securities: int = 3000, years: int = 10, pairs: int = 100_000,
+                per_event: int = 100,
                 missing: float = 0.02, fat_tails: bool = True, seed: int = 0) -> dict[str, int]:
     """Write a panel and a pairs table into the DuckDB database at ``path``."""
     rng = np.random.default_rng(seed)
@@ -79,11 +81,25 @@ def build_panel(path: str, *, securities: int = 2000, years: int = 10, pairs: in
             con.unregister("chunk_df")
             n_rows += len(df)
             spans += [(str(t), n_s) for t in tickers]
+    # events: a date (uniform over the calendar) and `per_event` securities drawn
+    # from both exchanges; day 0 is each security's first session on or after it
     names = np.array([t for t, _ in spans])
-    n_sess = np.array([n for _, n in spans])
-    pick = rng.integers(0, len(names), pairs)
-    day0 = (rng.random(pairs) * n_sess[pick]).astype(np.int32)
-    pdf = pd.DataFrame({"pair_id": np.arange(pairs, dtype=np.int64), "ticker": names[pick],
+    exch = np.array([0 if t.startswith("NYS") else 1 for t in names])
+    cal = {i: np.array(sessions(ex, start, end).dates, dtype="datetime64[D]")
+           for i, ex in enumerate(("XNYS", "XKRX"))}
+    n_events = max(1, pairs // per_event)
+    first = np.datetime64(start, "D")
+    span_days = int((np.datetime64(end, "D") - first).astype(int))
+    ev_dates = first + rng.integers(0, span_days, n_events).astype("timedelta64[D]")
+    ev_of = np.repeat(np.arange(n_events), per_event)[:pairs]
+    pick = np.concatenate([rng.choice(len(names), per_event, replace=False)
+                           for _ in range(n_events)])[:pairs]
+    day0 = np.empty(pairs, dtype=np.int32)
+    for i in (0, 1):
+        sel = exch[pick] == i
+        day0[sel] = np.searchsorted(cal[i], ev_dates[ev_of[sel]])
+    pdf = pd.DataFrame({"pair_id": np.arange(pairs, dtype=np.int64),
+                        "event_id": ev_of.astype(np.int64), "ticker": names[pick],
                         "day0_idx": day0})
     con.register("pairs_df", pdf)
     con.execute("CREATE TABLE pairs AS SELECT * FROM pairs_df")
@@ -94,7 +110,7 @@ def build_panel(path: str, *, securities: int = 2000, years: int = 10, pairs: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path")
-    ap.add_argument("--securities", type=int, default=2000)
+    ap.add_argument("--securities", type=int, default=3000)
     ap.add_argument("--years", type=int, default=10)
     ap.add_argument("--pairs", type=int, default=100_000)
     ap.add_argument("--missing", type=float, default=0.02)

@@ -36,24 +36,38 @@ EST, EVW = (-250, -11), (-5, 10)
 WINDOWS = ((-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10))
 
 
-def child(db: str, n: int) -> None:
+def child(db: str, n: int, backend: str, repeat: int) -> None:
     import resource
 
-    from impact.engine import market_model_sql
+    from impact.engine import market_model, market_model_sql
 
     con = duckdb.connect(db)
     con.execute(f"CREATE OR REPLACE TABLE bench_pairs AS SELECT * FROM pairs WHERE pair_id < {n}")
-    t0 = time.perf_counter()
-    con.execute("BEGIN")
-    market_model_sql(con, returns_table="returns", pairs_table="bench_pairs",
-                     estimation=EST, event=EVW, car_windows=WINDOWS)
-    con.execute("COMMIT")
-    dt = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        con.execute("BEGIN")
+        if backend == "sql":
+            market_model_sql(con, returns_table="returns", pairs_table="bench_pairs",
+                             estimation=EST, event=EVW, car_windows=WINDOWS)
+            steps: dict[str, float] = {}
+        else:
+            steps = market_model(con, returns_table="returns", pairs_table="bench_pairs",
+                                 estimation=EST, event=EVW, car_windows=WINDOWS,
+                                 tests=os.environ.get("IMPACT_BENCH_TESTS", "1") == "1").seconds
+        con.execute("COMMIT")
+        runs.append({"seconds": time.perf_counter() - t0, "steps": steps})
     counts = con.execute("SELECT (SELECT count(*) FROM engine_fits), "
                          "(SELECT count(*) FROM engine_ar), (SELECT count(*) FROM engine_car), "
                          "(SELECT count(*) FROM engine_fits WHERE status = 'ok')").fetchone()
+    n_tests = 0
+    if backend != "sql" and con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'engine_tests'"
+    ).fetchone() != (0,):
+        n_tests = (con.execute("SELECT count(*) FROM engine_tests").fetchone() or (0,))[0]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"n": n, "seconds": dt, "maxrss_mb": rss, "counts": counts}))
+    print(json.dumps({"n": n, "runs": runs, "maxrss_mb": rss, "counts": counts,
+                      "tests": n_tests}))
 
 
 def statsmodels_loop(db: str, n_pairs: int, sample: int, seed: int = 1) -> tuple[float, int]:
@@ -96,12 +110,15 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--db", help="reuse (or create) this panel database")
-    ap.add_argument("--securities", type=int, default=2000)
+    ap.add_argument("--securities", type=int, default=3000)
+    ap.add_argument("--backend", choices=("dense", "sql"), default="dense")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs per size in one process: the first is cold, the rest warm")
     ap.add_argument("--sample", type=int, default=200, help="pairs in the statsmodels loop")
-    ap.add_argument("--child", nargs=2, metavar=("DB", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        child(a.child[0], int(a.child[1]))
+        child(a.child[0], int(a.child[1]), a.child[2], int(a.child[3]))
         return
     sizes = [10_000, 100_000] if a.quick else [int(s) for s in a.sizes.split(",")]
     securities = 500 if a.quick else a.securities
@@ -119,21 +136,31 @@ def main() -> None:
         if n > n_pairs:
             print(f"skip {n:,}: only {n_pairs:,} pairs in {db}")
             continue
-        out = subprocess.run([sys.executable, __file__, "--child", db, str(n)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, __file__, "--child", db, str(n), a.backend,
+                              str(a.repeat)], check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
+        cold = r["runs"][0]["seconds"]
+        warm = min(x["seconds"] for x in r["runs"][1:]) if len(r["runs"]) > 1 else cold
+        r["seconds"], r["cold"] = warm, cold
         results[n] = r
-        print(f"{n:>9,} pairs: {r['seconds']:7.2f} s  {n / r['seconds']:>10,.0f} pairs/s  "
-              f"peak RSS {r['maxrss_mb']:,.0f} MB  (fits, ARs, CARs rows: {r['counts'][:3]}, "
+        print(f"{n:>9,} pairs: cold {cold:6.2f} s ({n / cold:>9,.0f} pairs/s)  warm {warm:6.2f} s "
+              f"({n / warm:>9,.0f} pairs/s)  peak RSS {r['maxrss_mb']:,.0f} MB  "
+              f"(rows: fits, ARs, CARs {r['counts'][:3]}, tests {r['tests']:,}; "
               f"ok fits {r['counts'][3]:,})")
+        steps = r["runs"][-1]["steps"]
+        if steps:
+            print("           warm steps: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
     if 100_000 in results and 1_000_000 in results:
-        ratio = results[1_000_000]["seconds"] / results[100_000]["seconds"]
-        print(f"time ratio 10^6 / 10^5 pairs: {ratio:.2f} (10 = linear)")
+        for key in ("cold", "seconds"):
+            ratio = results[1_000_000][key] / results[100_000][key]
+            print(f"time ratio 10^6 / 10^5 pairs ({'cold' if key == 'cold' else 'warm'}): "
+                  f"{ratio:.2f} (10 = linear)")
     per_pair, done = statsmodels_loop(db, n_pairs, a.sample)
     print(f"per-pair statsmodels loop: {done} pairs, {per_pair * 1e3:.2f} ms/pair, "
           f"{1 / per_pair:,.0f} pairs/s")
     for n, r in results.items():
-        print(f"speed-up over the loop at {n:,} pairs: {n / r['seconds'] * per_pair:,.0f}x")
+        print(f"speed-up over the loop at {n:,} pairs: cold {n / r['cold'] * per_pair:,.0f}x, "
+              f"warm {n / r['seconds'] * per_pair:,.0f}x")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import polars as pl
 
 from impact.backtesting import BacktestOutcome
 from impact.catalog import Event, Study, load_study
+from impact.engine import EngineRun
 from impact.ingest import IngestResult
 from impact.query import TableInfo
 from impact.report import ReportFiles, StagedReport, render_report, stage_report
@@ -451,3 +452,92 @@ def backtest(strategy: str | Path, *, db: str | Path = DEFAULT_DB, source: str |
 
     return _backtest(strategy, db=db, source=source, prices_dir=prices_dir,
                      reports_dir=reports_dir, progress=progress)
+
+
+def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
+           estimation: tuple[int, int] = (-250, -11), event: tuple[int, int] = (-5, 10),
+           car_windows: Sequence[tuple[int, int]] = ((-1, 1), (0, 0), (0, 1), (-5, 10),
+                                                     (0, 10)),
+           tests: bool = True,
+           progress: Callable[[str, int, int], None] | None = None) -> EngineRun:
+    """Run the whole-market engine on the tables of a DuckDB file, in one transaction.
+
+    Parameters
+    ----------
+    db
+        A DuckDB file holding the returns and pairs tables (layout in
+        :mod:`impact.engine`); it need not be an impact study database.
+    returns, pairs
+        Table names.
+    estimation, event, car_windows
+        Windows in sessions relative to day 0.
+    tests
+        Run the per-event test battery (needs ``event_id`` in the pairs).
+    progress
+        Called as ``progress(step, done, total)`` after each step.
+
+    Returns
+    -------
+    EngineRun
+
+    Raises
+    ------
+    InputError
+        If the file or a table or column is missing, or a window is malformed.
+    DatabaseError
+        If another process holds the file.
+    KeyboardInterrupt
+        Re-raised after the transaction is rolled back: nothing is written.
+    """
+    import os
+    import sys
+    import time as _time
+
+    from impact.engine import market_model
+    from impact.errors import InputError
+    from impact.storage import open_file
+
+    path = Path(db)
+    if not path.exists():
+        raise InputError(f"there is no database at {path}: build one with the returns and "
+                         f"pairs tables (see docs/engine.md), e.g. benchmarks/panel.py")
+    con = open_file(path, wait=5.0)
+    try:
+        need = {returns: ("ticker", "session_idx", "ret", "mkt"),
+                pairs: ("pair_id", "ticker", "day0_idx")}
+        for table, cols in need.items():
+            have = {r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                "AND database_name = current_database()", [table]).fetchall()}
+            if not have:
+                raise InputError(f"{path} has no table '{table}': name it with "
+                                 f"--{'returns' if table == returns else 'pairs'}")
+            missing = [c for c in cols if c not in have]
+            if missing:
+                raise InputError(f"table '{table}' in {path} lacks column(s) "
+                                 f"{', '.join(missing)} (layout: docs/engine.md)")
+        pause = float(os.environ.get("IMPACT_TEST_PAUSE_IN_ENGINE", "0") or 0)
+
+        def report(step: str, done: int, total: int) -> None:
+            if progress is not None:
+                progress(step, done, total)
+            if pause and step == "write fits":  # test hook: a half-written transaction
+                print("test hook: paused after writing engine_fits", file=sys.stderr,
+                      flush=True)
+                _time.sleep(pause)
+
+        con.execute("BEGIN")
+        try:
+            out = market_model(con, returns_table=returns, pairs_table=pairs,
+                               estimation=estimation, event=event,
+                               car_windows=tuple(car_windows), tests=tests, progress=report)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        return out
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    finally:
+        con.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from impact import __version__, api
+from impact.engine import STEPS as _ENGINE_STEPS
 from impact.errors import ImpactError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -214,6 +216,63 @@ def migrate_cmd(db: str) -> None:
                    f"(steps {', '.join(map(str, applied))})")
     else:
         click.echo(f"{db}: already at schema version {version}")
+
+
+def _window(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give two integers START,END, e.g. -250,-11"
+                                 ) from None
+    return a, b
+
+
+@main.command("engine")
+@click.option("--db", required=True, type=click.Path(dir_okay=False),
+              help="DuckDB file holding the returns and pairs tables; the results are "
+                   "written there (engine_fits, engine_ar, engine_car, engine_tests).")
+@click.option("--returns", "returns_table", default="returns", show_default=True,
+              help="Returns table: ticker, session_idx, ret, mkt.")
+@click.option("--pairs", "pairs_table", default="pairs", show_default=True,
+              help="Pairs table: pair_id, ticker, day0_idx and (for the tests) event_id.")
+@click.option("--estimation", default="-250,-11", show_default=True,
+              help="Estimation window START,END in sessions relative to day 0.")
+@click.option("--event", "event_window", default="-5,10", show_default=True,
+              help="Event window START,END.")
+@click.option("--car", "cars", multiple=True,
+              help="A CAR window START,END (repeat; default -1,1 0,0 0,1 -5,10 0,10).")
+@click.option("--no-tests", is_flag=True, help="Skip the per-event test battery.")
+@_handle_errors
+def engine_cmd(db: str, returns_table: str, pairs_table: str, estimation: str,
+               event_window: str, cars: tuple[str, ...], no_tests: bool) -> None:
+    """Whole-market market-model event study on every pair at once (set-based).
+
+    Fits, abnormal returns, CARs with forecast-error-corrected variances and the
+    per-event cross-sectional tests for all pairs of the pairs table, written in one
+    transaction: Ctrl-C leaves the database as it was. Progress goes to stderr.
+    """
+    windows = [_window(c) for c in cars] or [(-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10)]
+    est, evw = _window(estimation), _window(event_window)
+    bar = click.progressbar(length=len(_ENGINE_STEPS), label="engine", file=sys.stderr,
+                            show_pos=True, item_show_func=lambda s: s)
+    t0 = time.perf_counter()
+    try:
+        with bar:
+            def tick(step: str, done: int, total: int) -> None:
+                bar.update(done - bar.pos, step)
+
+            out = api.engine(db, returns=returns_table, pairs=pairs_table,
+                             estimation=est, event=evw,
+                             car_windows=windows, tests=not no_tests, progress=tick)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the transaction was rolled back, nothing was written",
+                   err=True)
+        sys.exit(130)
+    dt = time.perf_counter() - t0
+    click.echo(f"{out.pairs:,} pairs ({out.ok:,} fitted) in {dt:.2f} s "
+               f"({out.pairs / max(dt, 1e-9):,.0f} pairs/s): engine_fits {out.pairs:,} rows, "
+               f"engine_ar {out.ar_rows:,}, engine_car {out.car_rows:,}, "
+               f"engine_tests {out.test_rows:,} in {db}")
 
 
 @main.command("backtest")

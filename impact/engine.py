@@ -66,7 +66,15 @@ the SQ test, BHAR and p-values.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
 import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
 
 #: The market model estimates two parameters (alpha, beta).
 K = 2
@@ -328,3 +336,403 @@ def market_model_sql(
     for t in ("_eng_tk0", "_eng_tk", "_eng_dense", "_eng_x", "_eng_cum", "_eng_est",
               "_eng_fit", "_eng_agg"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+# --------------------------------------------------------------------------- dense backend
+
+#: Steps reported to ``progress`` by :func:`market_model`, in order.
+STEPS = ("spans", "returns", "running sums", "fits", "abnormal returns", "CARs", "tests",
+         "write fits", "write ARs", "write CARs", "write tests")
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What :func:`market_model` computed (the tables are in the database)."""
+
+    #: Pairs in the pairs table.
+    pairs: int
+    #: Pairs whose fit succeeded.
+    ok: int
+    #: Rows written to ``engine_ar``, ``engine_car`` and ``engine_tests``.
+    ar_rows: int
+    car_rows: int
+    test_rows: int
+    #: Seconds spent in each step of :data:`STEPS`.
+    seconds: dict[str, float]
+
+
+_FIT_STATUS = ("ok", "insufficient", "collinear", "no_data")
+_CAR_STATUS = ("ok", "incomplete", "no_fit")
+_CAR_REASON = ("", "no_session", "gap", "insufficient", "collinear", "no_data")
+
+
+def _dict(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
+    """A dictionary-encoded string column (cheap to build; DuckDB casts it to VARCHAR)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names))
+
+
+def _nullable(x: np.ndarray) -> pa.Array:
+    """A float column with NaN stored as NULL."""
+    return pa.array(x, from_pandas=True)
+
+
+def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:
+    """Replace table ``name`` with ``tbl``; dictionary columns become VARCHAR."""
+    casts = [f'"{f.name}"::VARCHAR AS "{f.name}"' for f in tbl.schema
+             if pa.types.is_dictionary(f.type)]
+    repl = f" REPLACE ({', '.join(casts)})" if casts else ""
+    con.register("_eng_in", tbl)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT *{repl} FROM _eng_in")
+    finally:
+        con.unregister("_eng_in")
+
+
+def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, a_pos: np.ndarray,
+                 b_pos: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each pair's sums of 1, r', m', r'm', m'^2, r'^2 over its estimation window.
+
+    ``ret`` and ``mkt`` are the dense returns (NaN at gaps), ``span`` the tickers'
+    session counts in layout order; the window of a pair is the sessions after
+    dense index ``a_pos - 1`` up to ``b_pos - 1`` (``a_pos == b_pos`` is empty).
+    Quantities are centred per ticker on their mean over its usable sessions
+    (``mu``, keyed ``r m rm mm rr``), so the running sums stay small and their
+    differences lose little; the caller adds ``n * mu`` back for the quadratic ones.
+    Two threads (numpy releases the GIL) each run three running sums in one buffer.
+    """
+    total = len(ret)
+    usable = np.isfinite(ret) & np.isfinite(mkt)
+    starts = np.concatenate([[0], np.cumsum(span)[:-1]]).astype(np.int64)
+    row_tid = np.repeat(np.arange(len(span), dtype=np.int32), span)
+    cnt = np.maximum(np.bincount(row_tid, weights=usable, minlength=len(span)), 1.0)
+    mu: dict[str, np.ndarray] = {}
+
+    def centre(x: np.ndarray, name: str, tmp: np.ndarray) -> None:
+        mu[name] = np.add.reduceat(x, starts) / cnt
+        np.take(mu[name], row_tid, out=tmp)
+        np.multiply(tmp, usable, out=tmp)
+        np.subtract(x, tmp, out=x)
+
+    tmp0 = np.empty(total)
+    r_c = np.where(usable, ret, 0.0)
+    m_c = np.where(usable, mkt, 0.0)
+    centre(r_c, "r", tmp0)
+    centre(m_c, "m", tmp0)
+    products = {"rm": (r_c, m_c), "mm": (m_c, m_c), "rr": (r_c, r_c)}
+    out = np.empty((6, len(a_pos)))
+    order = ("n", "r", "m", "rm", "mm", "rr")
+
+    def run(names: tuple[str, ...], tmp: np.ndarray) -> None:
+        own = np.zeros(total + 1)
+        x = own[1:]
+        for name in names:
+            if name == "n":
+                x[:] = usable
+            elif name in ("r", "m"):
+                x[:] = r_c if name == "r" else m_c
+            else:
+                np.multiply(*products[name], out=x)
+                centre(x, name, tmp)
+            own[0] = 0.0
+            np.cumsum(own, out=own)
+            np.subtract(own[b_pos], own[a_pos], out=out[order.index(name)])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(run, (("n", "rm", "mm"), ("r", "m", "rr")), (tmp0, np.empty(total))))
+    return out, mu
+
+
+def market_model(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    returns_table: str,
+    pairs_table: str,
+    estimation: tuple[int, int] = (-250, -11),
+    event: tuple[int, int] = (-5, 10),
+    car_windows: tuple[tuple[int, int], ...] = _DEFAULT_WINDOWS,
+    tests: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> EngineRun:
+    """Fit the market model, ARs, CARs and the per-event tests for every pair at once.
+
+    The same numbers as :func:`market_model_sql`, with the running sums, the
+    window differences and the event-window gathers done on dense arrays in numpy
+    instead of DuckDB window functions and joins (DuckDB's windowed sums run on one
+    thread and its 16-rows-per-pair join dominated the SQL form; see
+    ``docs/engine.md``). DuckDB still does the per-ticker aggregation, holds the
+    inputs and receives the results.
+
+    Parameters
+    ----------
+    con
+        An open DuckDB connection holding both input tables.
+    returns_table, pairs_table
+        The inputs (layout in the module docstring). When ``pairs_table`` has an
+        ``event_id`` column, the pairs sharing an ``event_id`` are tested together
+        and ``engine_tests`` is written.
+    estimation, event
+        Windows in sessions relative to day 0, both ends included.
+    car_windows
+        CAR windows, each inside the event window.
+    tests
+        Run the per-event test battery (needs ``event_id``).
+    progress
+        Called as ``progress(step, done, total)`` after each step of :data:`STEPS`.
+
+    Returns
+    -------
+    EngineRun
+
+    Raises
+    ------
+    ValueError
+        As :func:`market_model_sql`.
+
+    Notes
+    -----
+    Creates or replaces ``engine_fits``, ``engine_ar``, ``engine_car`` and (with
+    tests) ``engine_tests``. It issues no BEGIN/COMMIT: run it inside the caller's
+    transaction to make the four tables appear together or not at all.
+    """
+    e0, e1 = _check_window("estimation", estimation)
+    v0, v1 = _check_window("event", event)
+    windows = [_check_window("CAR", w) for w in car_windows]
+    if not windows:
+        raise ValueError("no CAR window")
+    for a, b in windows:
+        if a < v0 or b > v1:
+            raise ValueError(f"CAR window ({a}, {b}) is not inside the event window {event}")
+    rt, pt = _ident(returns_table), _ident(pairs_table)
+    seconds: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def step(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] = now - clock[0]
+        clock[0] = now
+        if progress is not None:
+            progress(name, STEPS.index(name) + 1, len(STEPS))
+
+    # 1. spans (SQL): each ticker's first and last session, ordinal and dense offset
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _eng_tk AS
+        WITH a AS (SELECT ticker, min(session_idx) AS lo, max(session_idx) AS hi,
+                          count(*) AS n_rows FROM {rt} GROUP BY ticker)
+        SELECT ticker, lo, hi, n_rows, (row_number() OVER (ORDER BY ticker) - 1)::BIGINT AS tid,
+               coalesce(sum(hi - lo + 1) OVER (ORDER BY ticker ROWS BETWEEN UNBOUNDED PRECEDING
+                                               AND 1 PRECEDING), 0)::BIGINT AS pos0
+        FROM a
+    """)
+    tk = con.execute("SELECT ticker, lo, hi, pos0, n_rows FROM _eng_tk ORDER BY tid").fetchnumpy()
+    tk_lo = np.asarray(tk["lo"], dtype=np.int64)
+    tk_pos0 = np.asarray(tk["pos0"], dtype=np.int64)
+    span = np.asarray(tk["hi"], dtype=np.int64) - tk_lo + 1
+    total = int(span.sum())
+    step("spans")
+
+    # 2. the returns on a dense layout: every ticker's sessions back to back, a
+    #    session's index is pos0 + session_idx - lo; NaN marks a gap
+    rows = con.execute(f"""
+        SELECT t.pos0 + d.session_idx - t.lo AS p,
+               coalesce(d.ret, 'NaN'::DOUBLE) AS ret, coalesce(d.mkt, 'NaN'::DOUBLE) AS mkt
+        FROM {rt} d JOIN _eng_tk t USING (ticker)
+    """).fetchnumpy()
+    ret = np.full(total, np.nan)
+    mkt = np.full(total, np.nan)
+    p = np.asarray(rows["p"], dtype=np.int64)
+    seen = np.zeros(total, dtype=bool)
+    seen[p] = True
+    if int(seen.sum()) != len(p):
+        dup = len(np.unique(np.repeat(np.arange(len(span)), span)[p][
+            np.bincount(p, minlength=total)[p] > 1]))
+        raise ValueError(f"{dup} tickers have repeated session_idx values in {returns_table}")
+    del seen
+    ret[p] = rows["ret"]
+    mkt[p] = rows["mkt"]
+    del rows, p
+    step("returns")
+
+    # 3. (with 4.) running sums of 1, r, m, rm, mm, rr over the usable sessions,
+    #    differenced at each pair's estimation-window bounds: _window_sums
+    step("running sums")
+
+    # 4. the fits: window sums are differences of running sums at the bounds
+    has_event = "event_id" in [c[0] for c in con.execute(
+        f"SELECT * FROM {pt} LIMIT 0").description]
+    ev_col = ", p.event_id" if has_event else ""
+    q = con.execute(f"""
+        SELECT p.pair_id, p.day0_idx, t.tid IS NOT NULL AS has_data,
+               coalesce(t.tid, 0) AS tid {ev_col}
+        FROM {pt} p LEFT JOIN _eng_tk t USING (ticker) ORDER BY p.pair_id
+    """).fetchnumpy()
+    con.execute("DROP TABLE IF EXISTS _eng_tk")
+    pair_ids = np.asarray(q["pair_id"], dtype=np.int64)
+    n_pairs = len(pair_ids)
+    if not len(span):  # no returns at all: one dummy ticker that no pair uses
+        span, tk_lo, tk_pos0 = (np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                                np.zeros(1, dtype=np.int64))
+        ret = mkt = np.full(1, np.nan)
+    has = np.asarray(q["has_data"], dtype=bool)
+    tid = np.asarray(q["tid"], dtype=np.int64)
+    d0 = np.asarray(q["day0_idx"], dtype=np.int64)
+    lo = tk_lo[tid]
+    hi = lo + span[tid] - 1
+    pos0 = tk_pos0[tid]
+    a_idx = np.maximum(d0 + e0, lo) - 1
+    b_idx = np.minimum(d0 + e1, hi)
+    nonempty = has & (b_idx > a_idx)
+    a_pos = np.where(nonempty, pos0 + a_idx - lo + 1, 0)
+    b_pos = np.where(nonempty, pos0 + b_idx - lo + 1, 0)
+    s, mu = _window_sums(ret, mkt, span, a_pos, b_pos)
+    del a_pos, b_pos
+    s_n, s_r, s_m = s[0], s[1], s[2]
+    s_rm = s[3] + s_n * mu["rm"][tid]
+    s_mm = s[4] + s_n * mu["mm"][tid]
+    s_rr = s[5] + s_n * mu["rr"][tid]
+    mu_r, mu_m = mu["r"][tid], mu["m"][tid]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rb = s_r / s_n
+        mb = s_m / s_n
+        smm = s_mm - s_m * mb
+        srm = s_rm - s_r * mb
+        srr = s_rr - s_r * rb
+        raw_mm = s_mm + 2 * s_m * mu_m + s_n * mu_m * mu_m
+        collinear = ~(smm > 2 * np.finfo(float).eps * (s_n + raw_mm) ** 2 / s_n)
+    status = np.where(~has, 3, np.where(s_n < K + 2, 1, np.where(collinear, 2, 0)))
+    ok = status == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(ok, srm / smm, np.nan)
+        alpha = np.where(ok, (mu_r + rb) - beta * (mu_m + mb), np.nan)
+        ssr = np.maximum(srr - beta * srm, 0.0)
+        s2 = np.where(ok, ssr / (s_n - K), np.nan)
+        r2 = np.where(ok, 1.0 - ssr / np.where(srr != 0, srr, np.nan), np.nan)
+        rbar_m = np.where(ok, mu_m + mb, np.nan)
+        s_mm_c = np.where(ok, smm, np.nan)
+    nobs = s_n.astype(np.int64)
+    del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
+    step("fits")
+
+    # 5. event-window ARs on the sessions inside each ok pair's span
+    rel = np.arange(v0, v1 + 1, dtype=np.int64)
+    okp = np.flatnonzero(ok)
+    idx = d0[okp, None] + rel[None, :]
+    inside = (idx >= lo[okp, None]) & (idx <= hi[okp, None])
+    gpos = idx - lo[okp, None] + pos0[okp, None]
+    np.copyto(gpos, 0, where=~inside)
+    del idx
+    r_ev = ret[gpos]
+    m_ev = mkt[gpos]
+    del gpos
+    r_ev[~inside] = np.nan
+    m_ev[~inside] = np.nan
+    ar = r_ev - (alpha[okp, None] + beta[okp, None] * m_ev)
+    var_ar = m_ev - rbar_m[okp, None]
+    var_ar *= var_ar
+    var_ar /= s_mm_c[okp, None]
+    var_ar += 1.0 + 1.0 / nobs[okp, None]
+    var_ar *= s2[okp, None]
+    var_ar[~np.isfinite(ar)] = np.nan
+    step("abnormal returns")
+
+    # 6. CARs: cumulative sums along the event window, a window is a difference
+    have_ar = np.isfinite(ar)
+    n_ok = len(okp)
+    n_rel = len(rel)
+
+    def cum(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((n_ok, n_rel + 1), dtype=x.dtype)
+        np.cumsum(x, axis=1, out=out[:, 1:])
+        return out
+
+    c_in = cum(inside.astype(np.int32))
+    c_have = cum(have_ar.astype(np.int32))
+    c_ar = cum(np.where(have_ar, ar, 0.0))
+    c_m = cum(np.where(inside & np.isfinite(m_ev), m_ev, 0.0))
+    blocks: list[dict[str, np.ndarray]] = []
+    for a, b in windows:
+        length = b - a + 1
+        i, j = a - v0, b - v0 + 1
+        ns = np.zeros(n_pairs, dtype=np.int64)
+        na = np.zeros(n_pairs, dtype=np.int64)
+        ns[okp] = c_in[:, j] - c_in[:, i]
+        na[okp] = c_have[:, j] - c_have[:, i]
+        c = np.full(n_pairs, np.nan)
+        sm = np.full(n_pairs, np.nan)
+        c[okp] = c_ar[:, j] - c_ar[:, i]
+        sm[okp] = c_m[:, j] - c_m[:, i]
+        st = np.where(~ok, 2, np.where((ns < length) | (na < length), 1, 0))
+        why = np.where(~ok, 2 + status, np.where(ns < length, 1, np.where(na < length, 2, 0)))
+        good = st == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = sm - length * rbar_m
+            v = s2 * (length + length * length / nobs + dev * dev / s_mm_c)
+            t = c / np.sqrt(v)
+        blocks.append({"pair_id": pair_ids, "window_start": np.full(n_pairs, a, np.int32),
+                       "window_end": np.full(n_pairs, b, np.int32), "n_days": ns,
+                       "status": st, "reason": why, "df": nobs - K,
+                       "car": np.where(good, c, np.nan), "var_car": np.where(good, v, np.nan),
+                       "t": np.where(good, t, np.nan)})
+    del c_in, c_have, c_ar, c_m, have_ar
+    step("CARs")
+
+    # 7. the per-event tests
+    test_tbl: pa.Table | None = None
+    if tests and has_event:
+        from impact.engine_tests import PanelArrays, event_tests
+
+        ev_codes, ev_index = np.unique(np.asarray(q["event_id"]), return_inverse=True)
+        frame = event_tests(
+            PanelArrays(ret=ret, mkt=mkt, event=ev_index.astype(np.int64),
+                        day0_pos=pos0 + d0 - lo, lo_pos=pos0, hi_pos=pos0 + hi - lo, ok=ok,
+                        nobs=nobs, alpha=alpha, beta=beta, sigma=np.sqrt(s2), rbar_m=rbar_m,
+                        s_mm=s_mm_c),
+            estimation=(e0, e1), event=(v0, v1), windows=windows)
+        test_tbl = frame.with_columns(
+            pl.Series("event_id", ev_codes)[frame["event"]].alias("event")
+        ).rename({"event": "event_id"}).to_arrow()
+    step("tests")
+
+    # 8. write the results (dictionary-encoded strings; NaN -> NULL)
+    del ret, mkt
+    names = list(tk["ticker"]) or [""]
+    fit_cols: dict[str, pa.Array] = {
+        "pair_id": pa.array(pair_ids),
+        "ticker": pa.DictionaryArray.from_arrays(pa.array(tid.astype(np.int32), mask=~has),
+                                                 pa.array(names, pa.string())),
+        "day0_idx": pa.array(d0.astype(np.int32)),
+        "status": _dict(status, _FIT_STATUS), "nobs": pa.array(nobs),
+        "alpha": _nullable(alpha), "beta": _nullable(beta), "sigma": _nullable(np.sqrt(s2)),
+        "r2": _nullable(r2), "rbar_m": _nullable(rbar_m), "s_mm": _nullable(s_mm_c)}
+    _write(con, "engine_fits", pa.table(fit_cols))
+    step("write fits")
+    if bool(inside.all()):
+        keep: np.ndarray | slice = slice(None)
+        n_ar = n_ok * n_rel
+    else:
+        keep = inside.ravel()
+        n_ar = int(np.count_nonzero(keep))
+    _write(con, "engine_ar", pa.table({
+        "pair_id": pa.array(np.repeat(pair_ids[okp], n_rel)[keep]),
+        "rel_day": pa.array(np.tile(rel.astype(np.int32), n_ok)[keep]),
+        "ar": _nullable(ar.ravel()[keep]), "var_ar": _nullable(var_ar.ravel()[keep])}))
+    del r_ev, m_ev, ar, var_ar
+    step("write ARs")
+    nw = len(windows)
+    order = np.arange(n_pairs * nw).reshape(nw, n_pairs).T.ravel()  # pair-major rows
+
+    def col(name: str) -> np.ndarray:
+        return np.concatenate([bl[name] for bl in blocks])[order]
+
+    st_all = col("status")
+    _write(con, "engine_car", pa.table({
+        "pair_id": pa.array(col("pair_id")), "window_start": pa.array(col("window_start")),
+        "window_end": pa.array(col("window_end")), "n_days": pa.array(col("n_days")),
+        "status": _dict(st_all, _CAR_STATUS), "reason": _dict(col("reason"), _CAR_REASON),
+        "df": pa.array(col("df"), mask=st_all != 0), "car": _nullable(col("car")),
+        "var_car": _nullable(col("var_car")), "t": _nullable(col("t"))}))
+    step("write CARs")
+    if test_tbl is not None:
+        _write(con, "engine_tests", test_tbl)
+    step("write tests")
+    return EngineRun(pairs=n_pairs, ok=n_ok, ar_rows=n_ar, car_rows=n_pairs * nw,
+                     test_rows=0 if test_tbl is None else test_tbl.num_rows, seconds=seconds)

@@ -82,6 +82,17 @@ def _open(path: str, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
             raise DatabaseError(f"cannot open the database {path}: {msg}") from None
 
 
+def open_file(path: str | Path, *, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open any DuckDB file for writing (no impact schema), waiting for another writer.
+
+    Raises
+    ------
+    DatabaseError
+        If the file stays locked for ``wait`` seconds or is not a DuckDB file.
+    """
+    return _open(str(path), False, wait)
+
+
 def connect(path: str | Path, *, read_only: bool = False, wait: float = 0.0
             ) -> duckdb.DuckDBPyConnection:
     """Open an impact database; for writing, create it or upgrade it to the current schema.

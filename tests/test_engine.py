@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.engine import market_model_sql
+from impact.engine import market_model, market_model_sql
 from impact.estimation import EventSeries, car, fit
 
 RTOL = 1e-9
@@ -99,14 +99,16 @@ def rel_err(a: float, b: float) -> float:
 
 
 def run(p: Panel, est: tuple[int, int], ev: tuple[int, int],
-        windows: tuple[tuple[int, int], ...]) -> tuple[dict[str, float], dict[str, int]]:
+        windows: tuple[tuple[int, int], ...], backend: str = "sql"
+        ) -> tuple[dict[str, float], dict[str, int]]:
     con = duckdb.connect()
     con.register("returns_df", p.returns)
     con.register("pairs_df", p.pairs)
     con.execute("CREATE TABLE returns AS SELECT * FROM returns_df")
     con.execute("CREATE TABLE pairs AS SELECT * FROM pairs_df")
-    market_model_sql(con, returns_table="returns", pairs_table="pairs", estimation=est,
-                     event=ev, car_windows=windows)
+    engine = market_model_sql if backend == "sql" else market_model
+    engine(con, returns_table="returns", pairs_table="pairs", estimation=est, event=ev,
+           car_windows=windows)
     fits = con.sql("SELECT * FROM engine_fits").df().set_index("pair_id")
     ars = con.sql("SELECT * FROM engine_ar").df()
     cars = con.sql("SELECT * FROM engine_car").df()
@@ -170,15 +172,16 @@ def run(p: Panel, est: tuple[int, int], ev: tuple[int, int],
     return worst, seen
 
 
+@pytest.mark.parametrize("backend", ["sql", "dense"])
 @pytest.mark.parametrize(("seed", "est", "ev", "windows"), [
     (1, (-250, -11), (-5, 10), ((-1, 1), (0, 0), (-5, 10), (0, 10), (-5, -1))),
     (2, (-60, -6), (-3, 5), ((-3, 5), (0, 1), (5, 5))),
     (3, (-120, -2), (-1, 3), ((-1, 3), (0, 0))),
 ])
 def test_engine_equals_reference(seed: int, est: tuple[int, int], ev: tuple[int, int],
-                                 windows: tuple[tuple[int, int], ...]) -> None:
+                                 windows: tuple[tuple[int, int], ...], backend: str) -> None:
     p = make_panel(seed, est=est, ev=ev)
-    worst, seen = run(p, est, ev, windows)
+    worst, seen = run(p, est, ev, windows, backend)
     print(seed, {k: f"{v:.1e}" for k, v in worst.items()})
     assert max(worst.values()) < RTOL, worst
     # the panel exercises every case

@@ -1,0 +1,101 @@
+"""`impact engine`: the whole-market engine from the command line, its errors and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from impact.cli import main
+from impact.engine import market_model
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.panel import build_panel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("engine") / "panel.duckdb"
+    build_panel(str(path), securities=40, years=3, pairs=3000, per_event=20, seed=3)
+    return path
+
+
+def counts(path: Path) -> dict[str, int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                for t in ("engine_fits", "engine_ar", "engine_car") if t in names}
+    finally:
+        con.close()
+
+
+def test_engine_command_writes_the_same_tables_as_the_function(panel: Path) -> None:
+    res = CliRunner().invoke(main, ["engine", "--db", str(panel), "--no-tests",
+                                    "--car", "0,0", "--car", "-1,1"])
+    assert res.exit_code == 0, res.output
+    assert "3,000 pairs" in res.output
+    got = counts(panel)
+    assert got["engine_fits"] == 3000 and got["engine_car"] == 6000
+    con = duckdb.connect(str(panel))
+    cli_car = con.sql("SELECT pair_id, window_start, car, t FROM engine_car "
+                      "ORDER BY ALL").fetchall()
+    con.execute("BEGIN")
+    market_model(con, returns_table="returns", pairs_table="pairs", tests=False,
+                 car_windows=((0, 0), (-1, 1)))
+    again = con.sql("SELECT pair_id, window_start, car, t FROM engine_car ORDER BY ALL").fetchall()
+    con.execute("ROLLBACK")
+    con.close()
+    assert cli_car == again
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--estimation", "-250"], 2, "give two integers"),
+    (["--pairs", "nope"], 3, "has no table 'nope'"),
+    (["--car", "-6,0"], 3, "not inside the event window"),
+])
+def test_engine_command_errors(panel: Path, args: list[str], code: int, message: str) -> None:
+    before = counts(panel)
+    res = CliRunner().invoke(main, ["engine", "--db", str(panel), "--no-tests", *args])
+    assert res.exit_code == code, res.output
+    assert message in res.output
+    assert counts(panel) == before
+
+
+def test_missing_database(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["engine", "--db", str(tmp_path / "none.duckdb")])
+    assert res.exit_code == 3 and "there is no database" in res.output
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_ctrl_c_leaves_no_half_written_run(panel: Path) -> None:
+    con = duckdb.connect(str(panel))
+    con.execute("CREATE OR REPLACE TABLE few AS SELECT * FROM pairs WHERE pair_id < 100")
+    con.close()
+    ok = subprocess.run([str(Path(sys.executable).parent / "impact"), "engine", "--db", str(panel),
+                         "--pairs", "few", "--no-tests"], capture_output=True, text=True,
+                        cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    before = counts(panel)
+    assert before["engine_fits"] == 100
+    env = {**os.environ, "IMPACT_TEST_PAUSE_IN_ENGINE": "60"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "impact"), "engine", "--db", str(panel),
+                             "--no-tests"], stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until engine_fits is written inside the transaction
+        if "paused after writing engine_fits" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted" in rest and "nothing was written" in rest
+    assert counts(panel) == before  # the 3,000-pair engine_fits never landed
