@@ -4,15 +4,20 @@
     .venv/bin/python benchmarks/run_engine.py --sizes 10000,100000
     .venv/bin/python benchmarks/run_engine.py --quick          # 10^4 and 10^5, 500 securities
 
-One synthetic panel (benchmarks/panel.py: 2,000 securities x 10 years on XNYS and
-XKRX, ~5.5 M returns rows) is written to a DuckDB file; each size runs in a fresh
-child process that opens the file, takes the first n pairs and times
-``market_model_sql`` end to end (returns in DuckDB -> engine_fits, engine_ar,
-engine_car written to the same database, committed). Peak memory is the child's
-``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (Linux: KiB; it includes DuckDB's
-native allocations, unlike tracemalloc). The baseline is a per-pair loop on a
-random subsample: read the pair's returns from DuckDB, statsmodels OLS, ARs,
-their forecast-error variances and the CARs with their variances.
+One synthetic panel (benchmarks/panel.py: 3,000 securities x 10 years on XNYS and
+XKRX, 8.2 M returns rows; events of 100 securities) is written to a DuckDB file.
+Each size runs in a fresh child process that opens the file, takes the first n
+pairs and times ``impact.engine.market_model`` end to end: the returns in DuckDB
+-> engine_fits, engine_ar, engine_car and engine_tests written to the same
+database and committed. The child runs it ``--repeat`` times (default 2): the
+first run is cold (a new process: the database file is read and every array is
+new memory, which is slow on this VM: first-touch page faults cost about 2 s per
+GB), the others warm. Peak memory is the child's ``ru_maxrss`` (it includes
+DuckDB's native allocations). The baseline is a per-pair loop on a random
+subsample of the same panel: read the pair's returns from DuckDB, statsmodels OLS,
+ARs, their forecast-error variances and the CARs with their variances (no tests,
+so the ratio flatters the loop). ``IMPACT_BENCH_TESTS=0`` leaves the tests out;
+``--backend sql`` times the SQL form.
 """
 
 from __future__ import annotations

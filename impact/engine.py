@@ -733,6 +733,8 @@ def market_model(
     step("write CARs")
     if test_tbl is not None:
         _write(con, "engine_tests", test_tbl)
+    else:  # never leave another run's tests beside these results
+        con.execute("DROP TABLE IF EXISTS engine_tests")
     step("write tests")
     return EngineRun(pairs=n_pairs, ok=n_ok, ar_rows=n_ar, car_rows=n_pairs * nw,
                      test_rows=0 if test_tbl is None else test_tbl.num_rows, seconds=seconds)

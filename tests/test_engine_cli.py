@@ -16,6 +16,7 @@ from impact.cli import main
 from impact.engine import market_model
 
 ROOT = Path(__file__).resolve().parents[1]
+IMPACT = str(Path(sys.executable).parent / "impact")
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.panel import build_panel  # noqa: E402
@@ -39,6 +40,9 @@ def counts(path: Path) -> dict[str, int]:
 
 
 def test_engine_command_writes_the_same_tables_as_the_function(panel: Path) -> None:
+    con = duckdb.connect(str(panel))  # tests of an earlier run must not survive --no-tests
+    con.execute("CREATE OR REPLACE TABLE engine_tests AS SELECT 1 AS stale")
+    con.close()
     res = CliRunner().invoke(main, ["engine", "--db", str(panel), "--no-tests",
                                     "--car", "0,0", "--car", "-1,1"])
     assert res.exit_code == 0, res.output
@@ -55,6 +59,10 @@ def test_engine_command_writes_the_same_tables_as_the_function(panel: Path) -> N
     con.execute("ROLLBACK")
     con.close()
     assert cli_car == again
+    con = duckdb.connect(str(panel), read_only=True)
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() "
+                           "WHERE table_name = 'engine_tests'").fetchall()[0][0]
+    con.close()
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
@@ -80,14 +88,14 @@ def test_ctrl_c_leaves_no_half_written_run(panel: Path) -> None:
     con = duckdb.connect(str(panel))
     con.execute("CREATE OR REPLACE TABLE few AS SELECT * FROM pairs WHERE pair_id < 100")
     con.close()
-    ok = subprocess.run([str(Path(sys.executable).parent / "impact"), "engine", "--db", str(panel),
+    ok = subprocess.run([IMPACT, "engine", "--db", str(panel),
                          "--pairs", "few", "--no-tests"], capture_output=True, text=True,
                         cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     before = counts(panel)
     assert before["engine_fits"] == 100
     env = {**os.environ, "IMPACT_TEST_PAUSE_IN_ENGINE": "60"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "impact"), "engine", "--db", str(panel),
+    proc = subprocess.Popen([IMPACT, "engine", "--db", str(panel),
                              "--no-tests"], stderr=subprocess.PIPE, text=True, env=env,
                             cwd=ROOT)
     assert proc.stderr is not None
@@ -99,3 +107,29 @@ def test_ctrl_c_leaves_no_half_written_run(panel: Path) -> None:
     assert proc.wait(timeout=60) == 130
     assert "interrupted" in rest and "nothing was written" in rest
     assert counts(panel) == before  # the 3,000-pair engine_fits never landed
+
+
+def test_engine_tests_are_wired_to_the_right_events(panel: Path) -> None:
+    """engine_tests rows belong to the pairs' event_id: t_cs recomputed from engine_car."""
+    con = duckdb.connect(str(panel))
+    con.execute("BEGIN")
+    run = market_model(con, returns_table="returns", pairs_table="pairs",
+                       car_windows=((0, 0), (-1, 1)))
+    n_events = con.execute("SELECT count(DISTINCT event_id) FROM pairs").fetchall()[0][0]
+    assert run.test_rows == n_events * 2 * 7
+    rows = con.execute("""
+        WITH c AS (
+            SELECT p.event_id, c.window_start, count(*) AS n,
+                   sqrt(count(*)) * avg(c.car) / stddev_samp(c.car) AS t
+            FROM engine_car c JOIN pairs p USING (pair_id)
+            WHERE c.status = 'ok' GROUP BY ALL HAVING count(*) >= 2)
+        SELECT c.event_id, c.window_start, c.n, c.t, e.n, e.statistic
+        FROM c JOIN engine_tests e ON e.event_id = c.event_id
+             AND e.window_start = c.window_start AND e.test = 't_cs'
+    """).fetchall()
+    con.execute("ROLLBACK")
+    con.close()
+    assert len(rows) > 100
+    for _ev, _w, n, t, n_e, t_e in rows:
+        assert n == n_e
+        assert abs(t - t_e) <= 1e-9 * max(1.0, abs(t))
