@@ -13,7 +13,7 @@ ones windows past the data's end.
 Tables: ``returns(ticker, session_idx, date, ret, mkt)`` and
 ``pairs(pair_id, event_id, ticker, day0_idx)``, the engine's input layout.
 
-    .venv/bin/python benchmarks/panel.py out.duckdb --securities 3000 --years 10 --pairs 100000
+    .venv/bin/python benchmarks/panel.py panel.duckdb --securities 500 --pairs 100000
 """
 
 from __future__ import annotations
@@ -113,11 +113,13 @@ def main() -> None:
     ap.add_argument("--securities", type=int, default=3000)
     ap.add_argument("--years", type=int, default=10)
     ap.add_argument("--pairs", type=int, default=100_000)
+    ap.add_argument("--per-event", type=int, default=100, help="securities per event")
     ap.add_argument("--missing", type=float, default=0.02)
     ap.add_argument("--normal", action="store_true", help="normal instead of t(4) residuals")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     info = build_panel(a.path, securities=a.securities, years=a.years, pairs=a.pairs,
+                       per_event=a.per_event,
                        missing=a.missing, fat_tails=not a.normal, seed=a.seed)
     print(info)
 

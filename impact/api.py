@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,12 +22,13 @@ import polars as pl
 
 from impact.backtesting import BacktestOutcome
 from impact.catalog import Event, Study, load_study
-from impact.engine import EngineRun
+from impact.engine import EngineRun, market_model
+from impact.errors import InputError
 from impact.ingest import IngestResult
 from impact.query import TableInfo
 from impact.report import ReportFiles, StagedReport, render_report, stage_report
 from impact.sources import choose_source
-from impact.storage import connect, fetch_one, write_run
+from impact.storage import connect, fetch_one, open_file, write_run
 from impact.study import StudyRun, compute_study
 from impact.update import UpdateSummary
 
@@ -489,14 +493,6 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
     KeyboardInterrupt
         Re-raised after the transaction is rolled back: nothing is written.
     """
-    import os
-    import sys
-    import time as _time
-
-    from impact.engine import market_model
-    from impact.errors import InputError
-    from impact.storage import open_file
-
     path = Path(db)
     if not path.exists():
         raise InputError(f"there is no database at {path}: build one with the returns and "
@@ -524,7 +520,7 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
             if pause and step == "write fits":  # test hook: a half-written transaction
                 print("test hook: paused after writing engine_fits", file=sys.stderr,
                       flush=True)
-                _time.sleep(pause)
+                time.sleep(pause)
 
         con.execute("BEGIN")
         try:

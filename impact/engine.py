@@ -1,9 +1,13 @@
-"""Set-based market-model event study inside DuckDB (no Python loop over pairs).
+"""Set-based market-model event study (no Python loop over pairs).
 
 The per-pair reference is :mod:`impact.estimation` (``fit(series, "market", ...)``
 and ``car``). This module computes the same numbers for every event-security pair
-of a study at once, with a handful of SQL statements whose cost per pair does not
-grow with the length of the estimation window.
+at once, with a cost per pair that does not grow with the estimation window, in
+two forms: :func:`market_model` (dense numpy arrays between DuckDB input and
+output; the default, with the per-event tests of :mod:`impact.engine_tests`) and
+:func:`market_model_sql` (SQL statements only, the portable form). The layouts
+below are shared; ``engine_ar`` of :func:`market_model` leaves out ``ret`` and
+``mkt`` (they are in the returns table).
 
 Input layout
 ------------
@@ -90,11 +94,27 @@ def _ident(name: str) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
-def _check_window(name: str, w: tuple[int, int]) -> tuple[int, int]:
+def check_window(name: str, w: tuple[int, int]) -> tuple[int, int]:
+    """``w`` as two ints; ValueError if it ends before it starts."""
     a, b = int(w[0]), int(w[1])
     if a > b:
-        raise ValueError(f"{name} window {w} has its start after its end")
+        raise ValueError(f"{name} window ({a}, {b}) has its start after its end "
+                         f"(the end {b} is before its start {a})")
     return a, b
+
+
+def _check_windows(estimation: tuple[int, int], event: tuple[int, int],
+                   car_windows: Sequence[tuple[int, int]]
+                   ) -> tuple[tuple[int, int], tuple[int, int], list[tuple[int, int]]]:
+    """The estimation, event and CAR windows checked; each CAR window inside the event's."""
+    est, ev = check_window("estimation", estimation), check_window("event", event)
+    windows = [check_window("CAR", w) for w in car_windows]
+    if not windows:
+        raise ValueError("no CAR window")
+    for a, b in windows:
+        if a < ev[0] or b > ev[1]:
+            raise ValueError(f"CAR window ({a}, {b}) is not inside the event window {event}")
+    return est, ev, windows
 
 
 def market_model_sql(
@@ -134,14 +154,7 @@ def market_model_sql(
     Creates or replaces ``engine_fits``, ``engine_ar`` and ``engine_car`` in the
     connection's current schema; temporary ``_eng_*`` tables are dropped.
     """
-    e0, e1 = _check_window("estimation", estimation)
-    v0, v1 = _check_window("event", event)
-    windows = [_check_window("CAR", w) for w in car_windows]
-    if not windows:
-        raise ValueError("no CAR window")
-    for a, b in windows:
-        if a < v0 or b > v1:
-            raise ValueError(f"CAR window ({a}, {b}) is not inside the event window {event}")
+    (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     rt, pt = _ident(returns_table), _ident(pairs_table)
 
     # 1. each ticker's span, its position in the ticker order, and centring constants
@@ -494,14 +507,7 @@ def market_model(
     tests) ``engine_tests``. It issues no BEGIN/COMMIT: run it inside the caller's
     transaction to make the four tables appear together or not at all.
     """
-    e0, e1 = _check_window("estimation", estimation)
-    v0, v1 = _check_window("event", event)
-    windows = [_check_window("CAR", w) for w in car_windows]
-    if not windows:
-        raise ValueError("no CAR window")
-    for a, b in windows:
-        if a < v0 or b > v1:
-            raise ValueError(f"CAR window ({a}, {b}) is not inside the event window {event}")
+    (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     rt, pt = _ident(returns_table), _ident(pairs_table)
     seconds: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -552,11 +558,8 @@ def market_model(
     del rows, p
     step("returns")
 
-    # 3. (with 4.) running sums of 1, r, m, rm, mm, rr over the usable sessions,
-    #    differenced at each pair's estimation-window bounds: _window_sums
-    step("running sums")
-
-    # 4. the fits: window sums are differences of running sums at the bounds
+    # 3. each pair's estimation-window bounds; the running sums of 1, r, m, rm, mm, rr
+    #    over the usable sessions, differenced at the bounds (_window_sums)
     has_event = "event_id" in [c[0] for c in con.execute(
         f"SELECT * FROM {pt} LIMIT 0").description]
     ev_col = ", p.event_id" if has_event else ""
@@ -585,6 +588,9 @@ def market_model(
     b_pos = np.where(nonempty, pos0 + b_idx - lo + 1, 0)
     s, mu = _window_sums(ret, mkt, span, a_pos, b_pos)
     del a_pos, b_pos
+    step("running sums")
+
+    # 4. the fits from the window sums
     s_n, s_r, s_m = s[0], s[1], s[2]
     s_rm = s[3] + s_n * mu["rm"][tid]
     s_mm = s[4] + s_n * mu["mm"][tid]

@@ -68,6 +68,8 @@ import polars as pl
 from scipy import special
 from threadpoolctl import threadpool_limits
 
+from impact.engine import check_window
+
 __all__ = ["ENGINE_TESTS", "PanelArrays", "event_tests"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -220,13 +222,6 @@ class _Out:
     k_s: FloatArray  # S(K)
     k_first: FloatArray  # Kbar on the window's first day
     k_sum: FloatArray  # sum of Kbar over the window
-
-
-def _check_window(name: str, w: tuple[int, int]) -> tuple[int, int]:
-    a, b = int(w[0]), int(w[1])
-    if b < a:
-        raise ValueError(f"{name} window end {b} is before its start {a}")
-    return a, b
 
 
 def _segment_sum(x: npt.NDArray[_S], seg: IntArray) -> npt.NDArray[_S]:
@@ -842,9 +837,9 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
     if unknown:
         raise ValueError(f"unknown or unsupported test(s) {unknown}; choose from "
                          f"{list(ENGINE_TESTS)}")
-    e0, e1 = _check_window("estimation", estimation)
-    v0, v1 = _check_window("event", event)
-    wins = tuple(_check_window("test", w) for w in windows)
+    e0, e1 = check_window("estimation", estimation)
+    v0, v1 = check_window("event", event)
+    wins = tuple(check_window("test", w) for w in windows)
     need_rank = bool({"corrado", "corrado_cowan"} & set(names))
     n_pairs = len(p.event)
     for f in ("day0_pos", "lo_pos", "hi_pos", "ok", "nobs", "alpha", "beta", "sigma", "rbar_m",

@@ -133,3 +133,20 @@ def test_engine_tests_are_wired_to_the_right_events(panel: Path) -> None:
     for _ev, _w, n, t, n_e, t_e in rows:
         assert n == n_e
         assert abs(t - t_e) <= 1e-9 * max(1.0, abs(t))
+
+
+def test_readme_whole_market_commands_run_as_written(tmp_path: Path) -> None:
+    """The README's panel + `impact engine` lines, run as written (in a scratch folder)."""
+    readme = (ROOT / "README.md").read_text()
+    lines = [ln.split("#")[0].strip() for ln in readme.splitlines()
+             if ln.startswith((".venv/bin/python benchmarks/panel.py", ".venv/bin/impact engine"))]
+    assert len(lines) == 2, lines
+    bindir = str(Path(sys.executable).parent)
+    for line in lines:
+        cmd = line.replace(".venv/bin/", bindir + "/").replace(
+            "benchmarks/", str(ROOT / "benchmarks") + "/")
+        res = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True)
+        assert res.returncode == 0, (line, res.stderr)
+    assert "100,000 pairs" in res.stdout
+    got = counts(tmp_path / "panel.duckdb")
+    assert got["engine_fits"] == 100_000 and got["engine_car"] == 500_000
