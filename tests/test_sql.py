@@ -314,3 +314,17 @@ def test_reads_during_a_real_run_work_or_ask_to_retry(db: Path, tmp_path: Path,
     assert run.returncode == 0, run.stderr.read() if run.stderr else ""
     assert outcomes and set(outcomes) <= {1, 2, -1}
     assert api.sql("SELECT count(*) AS n FROM runs", db=db)["n"][0] == 2
+
+
+def test_readme_sql_file_example_runs_as_written(deepseek_run, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+                                                  ) -> None:
+    """`impact sql -f docs/questions/furthest-fall.sql --csv`: the file is question 1."""
+    text = (ROOT / "README.md").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith(".venv/bin/impact sql -f "))
+    args = line.split("#")[0].split()[1:]
+    sql_file = ROOT / args[2]
+    assert sql_file.read_text().split("\n", 1)[1] == readme_questions()[0][0]
+    monkeypatch.chdir(ROOT)
+    res = CliRunner().invoke(main, [*args, "--db", str(deepseek_run.db)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == ["ticker,car_pct,t,p", "000660.KS,-9.21,-2.59,0.0102"]
