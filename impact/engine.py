@@ -77,6 +77,7 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
@@ -455,6 +456,290 @@ def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, a_pos: np.n
     return out, mu
 
 
+@dataclass(frozen=True)
+class Exclusions:
+    """Estimation-window sessions each pair leaves out (another event's window, say).
+
+    Intervals of sessions relative to the pair's day 0, both ends included; a pair
+    may have several, in any order, overlapping or not. The parts outside the
+    estimation window are ignored (the event window is never affected).
+    """
+
+    #: Per interval: the pair's index (0 .. pairs - 1, in the engine's pair order).
+    pair: npt.NDArray[np.int64]
+    #: Per interval: first and last relative day.
+    lo: npt.NDArray[np.int64]
+    hi: npt.NDArray[np.int64]
+
+    @classmethod
+    def from_mask(cls, excluded: Sequence[npt.NDArray[np.bool_]],
+                  first_rel: Sequence[int]) -> Exclusions:
+        """The runs of ``True`` of per-pair masks (mask ``k`` starts at day ``first_rel[k]``)."""
+        lens = np.array([len(x) for x in excluded], dtype=np.int64)
+        flat = (np.concatenate([np.asarray(x, dtype=bool) for x in excluded])
+                if len(excluded) else np.zeros(0, dtype=bool))
+        pair = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+        rel = np.arange(len(flat), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+        rel += np.repeat(np.asarray(first_rel, dtype=np.int64), lens)
+        same = pair[1:] == pair[:-1]
+        prev = np.concatenate([[False], flat[:-1] & same])
+        nxt = np.concatenate([flat[1:] & same, [False]])
+        starts = np.flatnonzero(flat & ~prev)
+        ends = np.flatnonzero(flat & ~nxt)
+        return cls(pair=pair[starts], lo=rel[starts], hi=rel[ends])
+
+    def merged(self, estimation: tuple[int, int]) -> Exclusions:
+        """Clipped to the estimation window, sorted by pair, overlapping runs merged."""
+        e0, e1 = estimation
+        pair = np.asarray(self.pair, dtype=np.int64)
+        lo = np.maximum(np.asarray(self.lo, dtype=np.int64), e0)
+        hi = np.minimum(np.asarray(self.hi, dtype=np.int64), e1)
+        keep = hi >= lo
+        pair, lo, hi = pair[keep], lo[keep], hi[keep]
+        if not len(pair):
+            return Exclusions(pair, lo, hi)
+        o = np.lexsort((lo, pair))
+        pair, lo, hi = pair[o], lo[o], hi[o]
+        # key = pair * width + day keeps pairs apart; a run joins the previous one when it
+        # starts at or before the furthest end reached so far (+1: adjacent runs merge)
+        width = int(e1 - e0 + 3)
+        k_lo = pair * width + (lo - e0)
+        k_hi = np.maximum.accumulate(pair * width + (hi - e0))
+        new = np.ones(len(pair), dtype=bool)
+        new[1:] = (k_lo[1:] > k_hi[:-1] + 1) | (pair[1:] != pair[:-1])
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], len(pair)) - 1
+        return Exclusions(pair[first], lo[first], k_hi[last] - pair[first] * width + e0)
+
+
+@dataclass(frozen=True)
+class DenseModel:
+    """Fits, event-window ARs and CARs of every pair (:func:`dense_market_model`).
+
+    Per pair (arrays of the pairs' length): ``status`` (0 ok, 1 insufficient, 2
+    collinear, 3 no data), ``nobs`` (L1), ``alpha``, ``beta``, ``s2`` (residual
+    variance), ``r2``, ``rbar_m`` (mean benchmark return over the used sessions),
+    ``s_mm`` (sum of squared deviations of the benchmark), NaN unless ok.
+    Per ok pair (rows of ``okp``) and event-window day (``rel``): ``inside`` (the
+    session is in the series' span), ``ret``, ``mkt``, ``ar``, ``var_ar`` (NaN at
+    gaps). ``cars``: per CAR window, per pair ``n_days``, ``status`` (0 ok, 1
+    incomplete, 2 no fit), ``reason`` (index into the reasons), ``df``, ``car``,
+    ``var_car``, ``t``. ``exclusions``: the merged exclusions used.
+    """
+
+    status: npt.NDArray[np.int64]
+    nobs: npt.NDArray[np.int64]
+    alpha: npt.NDArray[np.float64]
+    beta: npt.NDArray[np.float64]
+    s2: npt.NDArray[np.float64]
+    r2: npt.NDArray[np.float64]
+    rbar_m: npt.NDArray[np.float64]
+    s_mm: npt.NDArray[np.float64]
+    okp: npt.NDArray[np.int64]
+    rel: npt.NDArray[np.int64]
+    inside: npt.NDArray[np.bool_]
+    ret: npt.NDArray[np.float64]
+    mkt: npt.NDArray[np.float64]
+    ar: npt.NDArray[np.float64]
+    var_ar: npt.NDArray[np.float64]
+    cars: list[dict[str, np.ndarray]]
+    exclusions: Exclusions | None
+
+    @property
+    def ok(self) -> npt.NDArray[np.bool_]:
+        """Per pair: the fit succeeded."""
+        return np.asarray(self.status == 0)
+
+    def ar_cov(self, row: int) -> npt.NDArray[np.float64]:
+        """Forecast-error covariance of the event-window ARs of ok pair ``okp[row]``.
+
+        ``s^2 [I + 1/L1 + (R_m,t - Rbar_m)(R_m,s - Rbar_m) / S_mm]``; NaN rows and
+        columns where the AR is missing (as :func:`impact.estimation.fit`).
+        """
+        i = self.okp[row]
+        dev = self.mkt[row] - self.rbar_m[i]
+        cov = self.s2[i] * (np.eye(len(dev)) + 1.0 / self.nobs[i]
+                            + np.outer(dev, dev) / self.s_mm[i])
+        gap = ~np.isfinite(self.ar[row])
+        cov[gap, :] = np.nan
+        cov[:, gap] = np.nan
+        return np.asarray(cov, dtype=np.float64)
+
+
+def dense_market_model(
+    ret: npt.NDArray[np.float64],
+    mkt: npt.NDArray[np.float64],
+    span: npt.NDArray[np.int64],
+    pair_series: npt.NDArray[np.int64],
+    pair_day0: npt.NDArray[np.int64],
+    pair_has: npt.NDArray[np.bool_],
+    *,
+    estimation: tuple[int, int],
+    event: tuple[int, int],
+    car_windows: Sequence[tuple[int, int]],
+    exclusions: Exclusions | None = None,
+    step: Callable[[str], None] | None = None,
+) -> DenseModel:
+    """Market-model fits, ARs and CARs of all pairs on dense arrays (no loop over pairs).
+
+    The core of :func:`market_model` and of :func:`impact.study.compute_study`.
+
+    Parameters
+    ----------
+    ret, mkt
+        Dense layout: series after series (``span[k]`` sessions each, consecutive
+        sessions of the series' exchange), NaN at a gap.
+    span
+        Sessions of each series, in layout order.
+    pair_series, pair_day0, pair_has
+        Per pair: the series' index, day 0 as a session offset from the series' first
+        session (may fall outside it), whether the series has data.
+    estimation, event, car_windows
+        Windows in sessions relative to day 0, both ends included; the CAR windows
+        inside the event window.
+    exclusions
+        Estimation-window sessions to leave out per pair (``None``: none).
+    step
+        Called with ``"running sums"``, ``"fits"``, ``"abnormal returns"`` and
+        ``"CARs"`` as each is done.
+
+    Returns
+    -------
+    DenseModel
+    """
+    (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
+    done = step or (lambda _name: None)
+    span = np.asarray(span, dtype=np.int64)
+    tid = np.asarray(pair_series, dtype=np.int64)
+    d0 = np.asarray(pair_day0, dtype=np.int64)
+    has = np.asarray(pair_has, dtype=bool)
+    n_pairs = len(tid)
+    tk_pos0 = np.cumsum(span) - span
+    pos0 = tk_pos0[tid]
+    last = span[tid] - 1
+
+    # estimation-window bounds as dense positions: the sums cover positions a+1 .. b
+    # of the running sums (index a_pos .. b_pos - 1 of the layout)
+    def bounds(day0: np.ndarray, rel_lo: np.ndarray | int, rel_hi: np.ndarray | int,
+               keep: np.ndarray, at: np.ndarray, top: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        a_idx = np.maximum(day0 + rel_lo, 0) - 1
+        b_idx = np.minimum(day0 + rel_hi, top)
+        nonempty = keep & (b_idx > a_idx)
+        return (np.where(nonempty, at + a_idx + 1, 0), np.where(nonempty, at + b_idx + 1, 0))
+
+    a_pos, b_pos = bounds(d0, e0, e1, has, pos0, last)
+    ex = exclusions.merged((e0, e1)) if exclusions is not None else None
+    if ex is not None and len(ex.pair):
+        xa, xb = bounds(d0[ex.pair], ex.lo, ex.hi, has[ex.pair], pos0[ex.pair],
+                        last[ex.pair])
+        s_all, mu = _window_sums(ret, mkt, span, np.concatenate([a_pos, xa]),
+                                 np.concatenate([b_pos, xb]))
+        s = s_all[:, :n_pairs].copy()
+        for k in range(6):
+            s[k] -= np.bincount(ex.pair, weights=s_all[k, n_pairs:], minlength=n_pairs)
+        del s_all
+    else:
+        s, mu = _window_sums(ret, mkt, span, a_pos, b_pos)
+    del a_pos, b_pos
+    done("running sums")
+
+    # the fits from the window sums
+    s_n, s_r, s_m = s[0], s[1], s[2]
+    s_n = np.rint(s_n)  # counts: exact, but differences of float sums
+    s_rm = s[3] + s_n * mu["rm"][tid]
+    s_mm = s[4] + s_n * mu["mm"][tid]
+    s_rr = s[5] + s_n * mu["rr"][tid]
+    mu_r, mu_m = mu["r"][tid], mu["m"][tid]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rb = s_r / s_n
+        mb = s_m / s_n
+        smm = s_mm - s_m * mb
+        srm = s_rm - s_r * mb
+        srr = s_rr - s_r * rb
+        raw_mm = s_mm + 2 * s_m * mu_m + s_n * mu_m * mu_m
+        collinear = ~(smm > 2 * np.finfo(float).eps * (s_n + raw_mm) ** 2 / s_n)
+    status = np.where(~has, 3, np.where(s_n < K + 2, 1, np.where(collinear, 2, 0)))
+    ok = status == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(ok, srm / smm, np.nan)
+        alpha = np.where(ok, (mu_r + rb) - beta * (mu_m + mb), np.nan)
+        ssr = np.maximum(srr - beta * srm, 0.0)
+        s2 = np.where(ok, ssr / (s_n - K), np.nan)
+        r2 = np.where(ok, 1.0 - ssr / np.where(srr != 0, srr, np.nan), np.nan)
+        rbar_m = np.where(ok, mu_m + mb, np.nan)
+        s_mm_c = np.where(ok, smm, np.nan)
+    nobs = s_n.astype(np.int64)
+    del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
+    done("fits")
+
+    # event-window ARs on the sessions inside each ok pair's span
+    rel = np.arange(v0, v1 + 1, dtype=np.int64)
+    okp = np.flatnonzero(ok)
+    idx = d0[okp, None] + rel[None, :]
+    inside = (idx >= 0) & (idx <= last[okp, None])
+    gpos = idx + pos0[okp, None]
+    np.copyto(gpos, 0, where=~inside)
+    del idx
+    r_ev = ret[gpos]
+    m_ev = mkt[gpos]
+    del gpos
+    r_ev[~inside] = np.nan
+    m_ev[~inside] = np.nan
+    ar = r_ev - (alpha[okp, None] + beta[okp, None] * m_ev)
+    var_ar = m_ev - rbar_m[okp, None]
+    var_ar *= var_ar
+    var_ar /= s_mm_c[okp, None]
+    var_ar += 1.0 + 1.0 / nobs[okp, None]
+    var_ar *= s2[okp, None]
+    var_ar[~np.isfinite(ar)] = np.nan
+    done("abnormal returns")
+
+    # CARs: cumulative sums along the event window, a window is a difference
+    have_ar = np.isfinite(ar)
+    n_ok = len(okp)
+    n_rel = len(rel)
+
+    def cum(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((n_ok, n_rel + 1), dtype=x.dtype)
+        np.cumsum(x, axis=1, out=out[:, 1:])
+        return out
+
+    c_in = cum(inside.astype(np.int32))
+    c_have = cum(have_ar.astype(np.int32))
+    c_ar = cum(np.where(have_ar, ar, 0.0))
+    c_m = cum(np.where(inside & np.isfinite(m_ev), m_ev, 0.0))
+    blocks: list[dict[str, np.ndarray]] = []
+    for a, b in windows:
+        length = b - a + 1
+        i, j = a - v0, b - v0 + 1
+        ns = np.zeros(n_pairs, dtype=np.int64)
+        na = np.zeros(n_pairs, dtype=np.int64)
+        ns[okp] = c_in[:, j] - c_in[:, i]
+        na[okp] = c_have[:, j] - c_have[:, i]
+        c = np.full(n_pairs, np.nan)
+        sm = np.full(n_pairs, np.nan)
+        c[okp] = c_ar[:, j] - c_ar[:, i]
+        sm[okp] = c_m[:, j] - c_m[:, i]
+        st = np.where(~ok, 2, np.where((ns < length) | (na < length), 1, 0))
+        why = np.where(~ok, 2 + status, np.where(ns < length, 1, np.where(na < length, 2, 0)))
+        good = st == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = sm - length * rbar_m
+            v = s2 * (length + length * length / nobs + dev * dev / s_mm_c)
+            t = c / np.sqrt(v)
+        blocks.append({"window_start": np.full(n_pairs, a, np.int32),
+                       "window_end": np.full(n_pairs, b, np.int32), "n_days": ns,
+                       "status": st, "reason": why, "df": nobs - K,
+                       "car": np.where(good, c, np.nan), "var_car": np.where(good, v, np.nan),
+                       "t": np.where(good, t, np.nan)})
+    del c_in, c_have, c_ar, c_m, have_ar
+    done("CARs")
+    return DenseModel(status=status, nobs=nobs, alpha=alpha, beta=beta, s2=s2, r2=r2,
+                      rbar_m=rbar_m, s_mm=s_mm_c, okp=okp, rel=rel, inside=inside, ret=r_ev,
+                      mkt=m_ev, ar=ar, var_ar=var_ar, cars=blocks, exclusions=ex)
+
+
 def market_model(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -464,6 +749,7 @@ def market_model(
     event: tuple[int, int] = (-5, 10),
     car_windows: tuple[tuple[int, int], ...] = _DEFAULT_WINDOWS,
     tests: bool = True,
+    exclusions: Exclusions | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> EngineRun:
     """Fit the market model, ARs, CARs and the per-event tests for every pair at once.
@@ -489,6 +775,9 @@ def market_model(
         CAR windows, each inside the event window.
     tests
         Run the per-event test battery (needs ``event_id``).
+    exclusions
+        Estimation-window sessions to leave out, per pair; ``Exclusions.pair`` indexes
+        the pairs in ``pair_id`` order.
     progress
         Called as ``progress(step, done, total)`` after each step of :data:`STEPS`.
 
@@ -558,8 +847,7 @@ def market_model(
     del rows, p
     step("returns")
 
-    # 3. each pair's estimation-window bounds; the running sums of 1, r, m, rm, mm, rr
-    #    over the usable sessions, differenced at the bounds (_window_sums)
+    # 3-6. fits, ARs and CARs on the dense layout (the core shared with impact.study)
     has_event = "event_id" in [c[0] for c in con.execute(
         f"SELECT * FROM {pt} LIMIT 0").description]
     ev_col = ", p.event_id" if has_event else ""
@@ -581,105 +869,14 @@ def market_model(
     lo = tk_lo[tid]
     hi = lo + span[tid] - 1
     pos0 = tk_pos0[tid]
-    a_idx = np.maximum(d0 + e0, lo) - 1
-    b_idx = np.minimum(d0 + e1, hi)
-    nonempty = has & (b_idx > a_idx)
-    a_pos = np.where(nonempty, pos0 + a_idx - lo + 1, 0)
-    b_pos = np.where(nonempty, pos0 + b_idx - lo + 1, 0)
-    s, mu = _window_sums(ret, mkt, span, a_pos, b_pos)
-    del a_pos, b_pos
-    step("running sums")
-
-    # 4. the fits from the window sums
-    s_n, s_r, s_m = s[0], s[1], s[2]
-    s_rm = s[3] + s_n * mu["rm"][tid]
-    s_mm = s[4] + s_n * mu["mm"][tid]
-    s_rr = s[5] + s_n * mu["rr"][tid]
-    mu_r, mu_m = mu["r"][tid], mu["m"][tid]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rb = s_r / s_n
-        mb = s_m / s_n
-        smm = s_mm - s_m * mb
-        srm = s_rm - s_r * mb
-        srr = s_rr - s_r * rb
-        raw_mm = s_mm + 2 * s_m * mu_m + s_n * mu_m * mu_m
-        collinear = ~(smm > 2 * np.finfo(float).eps * (s_n + raw_mm) ** 2 / s_n)
-    status = np.where(~has, 3, np.where(s_n < K + 2, 1, np.where(collinear, 2, 0)))
-    ok = status == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta = np.where(ok, srm / smm, np.nan)
-        alpha = np.where(ok, (mu_r + rb) - beta * (mu_m + mb), np.nan)
-        ssr = np.maximum(srr - beta * srm, 0.0)
-        s2 = np.where(ok, ssr / (s_n - K), np.nan)
-        r2 = np.where(ok, 1.0 - ssr / np.where(srr != 0, srr, np.nan), np.nan)
-        rbar_m = np.where(ok, mu_m + mb, np.nan)
-        s_mm_c = np.where(ok, smm, np.nan)
-    nobs = s_n.astype(np.int64)
-    del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
-    step("fits")
-
-    # 5. event-window ARs on the sessions inside each ok pair's span
-    rel = np.arange(v0, v1 + 1, dtype=np.int64)
-    okp = np.flatnonzero(ok)
-    idx = d0[okp, None] + rel[None, :]
-    inside = (idx >= lo[okp, None]) & (idx <= hi[okp, None])
-    gpos = idx - lo[okp, None] + pos0[okp, None]
-    np.copyto(gpos, 0, where=~inside)
-    del idx
-    r_ev = ret[gpos]
-    m_ev = mkt[gpos]
-    del gpos
-    r_ev[~inside] = np.nan
-    m_ev[~inside] = np.nan
-    ar = r_ev - (alpha[okp, None] + beta[okp, None] * m_ev)
-    var_ar = m_ev - rbar_m[okp, None]
-    var_ar *= var_ar
-    var_ar /= s_mm_c[okp, None]
-    var_ar += 1.0 + 1.0 / nobs[okp, None]
-    var_ar *= s2[okp, None]
-    var_ar[~np.isfinite(ar)] = np.nan
-    step("abnormal returns")
-
-    # 6. CARs: cumulative sums along the event window, a window is a difference
-    have_ar = np.isfinite(ar)
-    n_ok = len(okp)
-    n_rel = len(rel)
-
-    def cum(x: np.ndarray) -> np.ndarray:
-        out = np.zeros((n_ok, n_rel + 1), dtype=x.dtype)
-        np.cumsum(x, axis=1, out=out[:, 1:])
-        return out
-
-    c_in = cum(inside.astype(np.int32))
-    c_have = cum(have_ar.astype(np.int32))
-    c_ar = cum(np.where(have_ar, ar, 0.0))
-    c_m = cum(np.where(inside & np.isfinite(m_ev), m_ev, 0.0))
-    blocks: list[dict[str, np.ndarray]] = []
-    for a, b in windows:
-        length = b - a + 1
-        i, j = a - v0, b - v0 + 1
-        ns = np.zeros(n_pairs, dtype=np.int64)
-        na = np.zeros(n_pairs, dtype=np.int64)
-        ns[okp] = c_in[:, j] - c_in[:, i]
-        na[okp] = c_have[:, j] - c_have[:, i]
-        c = np.full(n_pairs, np.nan)
-        sm = np.full(n_pairs, np.nan)
-        c[okp] = c_ar[:, j] - c_ar[:, i]
-        sm[okp] = c_m[:, j] - c_m[:, i]
-        st = np.where(~ok, 2, np.where((ns < length) | (na < length), 1, 0))
-        why = np.where(~ok, 2 + status, np.where(ns < length, 1, np.where(na < length, 2, 0)))
-        good = st == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = sm - length * rbar_m
-            v = s2 * (length + length * length / nobs + dev * dev / s_mm_c)
-            t = c / np.sqrt(v)
-        blocks.append({"pair_id": pair_ids, "window_start": np.full(n_pairs, a, np.int32),
-                       "window_end": np.full(n_pairs, b, np.int32), "n_days": ns,
-                       "status": st, "reason": why, "df": nobs - K,
-                       "car": np.where(good, c, np.nan), "var_car": np.where(good, v, np.nan),
-                       "t": np.where(good, t, np.nan)})
-    del c_in, c_have, c_ar, c_m, have_ar
-    step("CARs")
+    m = dense_market_model(ret, mkt, span, tid, d0 - lo, has, estimation=(e0, e1),
+                           event=(v0, v1), car_windows=windows, exclusions=exclusions,
+                           step=step)
+    status, nobs, alpha, beta, s2, r2 = m.status, m.nobs, m.alpha, m.beta, m.s2, m.r2
+    rbar_m, s_mm_c, ok, okp, rel, inside = m.rbar_m, m.s_mm, m.ok, m.okp, m.rel, m.inside
+    ar, var_ar = m.ar, m.var_ar
+    n_ok, n_rel = len(okp), len(rel)
+    blocks = m.cars
 
     # 7. the per-event tests
     test_tbl: pa.Table | None = None
@@ -691,7 +888,7 @@ def market_model(
             PanelArrays(ret=ret, mkt=mkt, event=ev_index.astype(np.int64),
                         day0_pos=pos0 + d0 - lo, lo_pos=pos0, hi_pos=pos0 + hi - lo, ok=ok,
                         nobs=nobs, alpha=alpha, beta=beta, sigma=np.sqrt(s2), rbar_m=rbar_m,
-                        s_mm=s_mm_c),
+                        s_mm=s_mm_c, exclusions=m.exclusions),
             estimation=(e0, e1), event=(v0, v1), windows=windows)
         test_tbl = frame.with_columns(
             pl.Series("event_id", ev_codes)[frame["event"]].alias("event")
@@ -721,7 +918,7 @@ def market_model(
         "pair_id": pa.array(np.repeat(pair_ids[okp], n_rel)[keep]),
         "rel_day": pa.array(np.tile(rel.astype(np.int32), n_ok)[keep]),
         "ar": _nullable(ar.ravel()[keep]), "var_ar": _nullable(var_ar.ravel()[keep])}))
-    del r_ev, m_ev, ar, var_ar
+    del m, ar, var_ar
     step("write ARs")
     nw = len(windows)
     order = np.arange(n_pairs * nw).reshape(nw, n_pairs).T.ravel()  # pair-major rows
@@ -731,7 +928,7 @@ def market_model(
 
     st_all = col("status")
     _write(con, "engine_car", pa.table({
-        "pair_id": pa.array(col("pair_id")), "window_start": pa.array(col("window_start")),
+        "pair_id": pa.array(np.repeat(pair_ids, nw)), "window_start": pa.array(col("window_start")),
         "window_end": pa.array(col("window_end")), "n_days": pa.array(col("n_days")),
         "status": _dict(st_all, _CAR_STATUS), "reason": _dict(col("reason"), _CAR_REASON),
         "df": pa.array(col("df"), mask=st_all != 0), "car": _nullable(col("car")),

@@ -68,7 +68,7 @@ import polars as pl
 from scipy import special
 from threadpoolctl import threadpool_limits
 
-from impact.engine import check_window
+from impact.engine import Exclusions, check_window
 
 __all__ = ["ENGINE_TESTS", "PanelArrays", "event_tests"]
 
@@ -139,6 +139,9 @@ class PanelArrays:
         Mean benchmark return over the usable estimation-window sessions.
     s_mm
         Sum over those sessions of ``(mkt - rbar_m)^2``.
+    exclusions
+        Estimation-window sessions each pair left out of its fit (their residuals
+        are missing, as in the reference); ``None``: none.
     """
 
     ret: npt.NDArray[np.float64]
@@ -154,6 +157,7 @@ class PanelArrays:
     sigma: npt.NDArray[np.float64]
     rbar_m: npt.NDArray[np.float64]
     s_mm: npt.NDArray[np.float64]
+    exclusions: Exclusions | None = None
 
 
 # --------------------------------------------------------------------------- BLAS threads
@@ -198,6 +202,11 @@ class _Ctx:
     need_share: bool
     # estimation-window days before the event window; first one after it (columns of est)
     rank_split: tuple[int, int]
+    # exclusions: per pair the first interval and their count; per interval the columns
+    ex_first: IntArray | None = None
+    ex_count: IntArray | None = None
+    ex_lo_col: IntArray | None = None
+    ex_hi_col: IntArray | None = None
 
 
 @dataclass
@@ -520,6 +529,16 @@ def _residuals(ctx: _Ctx, rows: IntArray) -> tuple[FloatArray, FloatArray]:
     mkt *= p.beta[rows][:, None]
     mkt += p.alpha[rows][:, None]
     ret -= mkt  # ret - (alpha + beta mkt)
+    if ctx.ex_count is not None and ctx.ex_first is not None:
+        cnt = ctx.ex_count[rows]
+        if cnt.any():  # the excluded estimation-window sessions have no residual
+            assert ctx.ex_lo_col is not None and ctx.ex_hi_col is not None
+            which = _ranges(ctx.ex_first[rows], cnt)
+            at = np.repeat(np.arange(len(rows)), cnt)
+            diff = np.zeros((len(rows), ctx.ltot + 1), dtype=np.int32)
+            np.add.at(diff, (at, ctx.ex_lo_col[which]), 1)
+            np.add.at(diff, (at, ctx.ex_hi_col[which] + 1), -1)
+            ret[np.cumsum(diff, axis=1)[:, :ctx.ltot] > 0] = np.nan
     return ret, mkt_ev
 
 
@@ -886,7 +905,8 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
         n_est=e1 - e0 + 1 if need_est else 0,
         ev_off=v0 - base, n_ev=v1 - v0 + 1, event0=v0, windows=wins,
         need_rank=need_rank, need_corr="kp_bmp" in names, need_share="gsign" in names,
-        rank_split=(max(0, min(e1, v0 - 1) - e0 + 1), min(e1 - e0 + 1, max(0, v1 + 1 - e0))))
+        rank_split=(max(0, min(e1, v0 - 1) - e0 + 1), min(e1 - e0 + 1, max(0, v1 + 1 - e0))),
+        **_exclusion_columns(p.exclusions, n_pairs, (e0, e1), (v0, v1), base, need_est))
 
     # ok pairs by event (then input order); events by size, then code
     counts = np.bincount(event_code[ok_idx], minlength=n_events).astype(np.int64)
@@ -912,6 +932,24 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
     else:
         results = [_chunk(ctx, *j) for j in jobs()]
     return _frame(results, n_events, wins, names)
+
+
+def _exclusion_columns(ex: Exclusions | None, n_pairs: int, estimation: tuple[int, int],
+                       event: tuple[int, int], base: int, need_est: bool
+                       ) -> dict[str, IntArray]:
+    """The :class:`_Ctx` fields of the exclusions (none when no test needs residuals)."""
+    if ex is None or not need_est:
+        return {}
+    m = ex.merged(estimation)
+    if not len(m.pair):
+        return {}
+    if estimation[1] >= event[0] and event[1] >= estimation[0]:
+        raise ValueError("exclusions need estimation and event windows that do not overlap")
+    if int(m.pair.max()) >= n_pairs or int(m.pair.min()) < 0:
+        raise ValueError("Exclusions.pair refers to a pair that does not exist")
+    count = np.bincount(m.pair, minlength=n_pairs).astype(np.int64)
+    return {"ex_first": np.cumsum(count) - count, "ex_count": count,
+            "ex_lo_col": m.lo - base, "ex_hi_col": m.hi - base}
 
 
 def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.engine import market_model, market_model_sql
+from impact.engine import Exclusions, market_model, market_model_sql
 from impact.estimation import EventSeries, car, fit
 
 RTOL = 1e-9
@@ -79,7 +79,8 @@ def make_panel(seed: int, n_tickers: int = 30, n_sessions: int = 600,
 
 
 def reference_series(p: Panel, ticker: str, day0: int, est: tuple[int, int],
-                     ev: tuple[int, int]) -> EventSeries | None:
+                     ev: tuple[int, int], excluded: list[tuple[int, int]] | None = None
+                     ) -> EventSeries | None:
     if ticker not in p.data:
         return None
     lo, ret, mkt = p.data[ticker]
@@ -88,10 +89,14 @@ def reference_series(p: Panel, ticker: str, day0: int, est: tuple[int, int],
     if end < start:
         return None
     idx = np.arange(start, end + 1)
+    rel = idx - day0
+    mask = np.zeros(len(idx), dtype=bool)
+    for a, b in excluded or []:  # as impact.study: only estimation-window sessions
+        mask |= (rel >= max(a, est[0])) & (rel <= min(b, est[1]))
     return EventSeries(
-        rel_day=idx - day0,
+        rel_day=rel,
         dates=tuple(date(2000, 1, 1) + timedelta(days=int(i)) for i in idx),
-        ret=ret[idx - lo], mkt=mkt[idx - lo], excluded=np.zeros(len(idx), dtype=bool))
+        ret=ret[idx - lo], mkt=mkt[idx - lo], excluded=mask)
 
 
 def rel_err(a: float, b: float) -> float:
@@ -99,16 +104,26 @@ def rel_err(a: float, b: float) -> float:
 
 
 def run(p: Panel, est: tuple[int, int], ev: tuple[int, int],
-        windows: tuple[tuple[int, int], ...], backend: str = "sql"
+        windows: tuple[tuple[int, int], ...], backend: str = "sql",
+        exclusions: dict[int, list[tuple[int, int]]] | None = None,
+        reference_ignores_exclusions: bool = False
         ) -> tuple[dict[str, float], dict[str, int]]:
     con = duckdb.connect()
     con.register("returns_df", p.returns)
     con.register("pairs_df", p.pairs)
     con.execute("CREATE TABLE returns AS SELECT * FROM returns_df")
     con.execute("CREATE TABLE pairs AS SELECT * FROM pairs_df")
-    engine = market_model_sql if backend == "sql" else market_model
-    engine(con, returns_table="returns", pairs_table="pairs", estimation=est, event=ev,
-           car_windows=windows)
+    if exclusions is None:
+        engine = market_model_sql if backend == "sql" else market_model
+        engine(con, returns_table="returns", pairs_table="pairs", estimation=est, event=ev,
+               car_windows=windows)
+    else:  # pair_id = position in pair_id order
+        items = [(k, a, b) for k, runs in exclusions.items() for a, b in runs]
+        ex = Exclusions(pair=np.array([i[0] for i in items], dtype=np.int64),
+                        lo=np.array([i[1] for i in items], dtype=np.int64),
+                        hi=np.array([i[2] for i in items], dtype=np.int64))
+        market_model(con, returns_table="returns", pairs_table="pairs", estimation=est,
+                     event=ev, car_windows=windows, exclusions=ex)
     fits = con.sql("SELECT * FROM engine_fits").df().set_index("pair_id")
     ars = con.sql("SELECT * FROM engine_ar").df()
     cars = con.sql("SELECT * FROM engine_car").df()
@@ -121,7 +136,9 @@ def run(p: Panel, est: tuple[int, int], ev: tuple[int, int],
     seen: dict[str, int] = {}
     for pr in p.pairs.itertuples():
         row = fits.loc[pr.pair_id]
-        s = reference_series(p, pr.ticker, pr.day0_idx, est, ev)
+        s = reference_series(p, pr.ticker, pr.day0_idx, est, ev,
+                             None if reference_ignores_exclusions
+                             else (exclusions or {}).get(pr.pair_id))
         status = str(row["status"])
         seen[status] = seen.get(status, 0) + 1
         if s is None:
@@ -190,6 +207,59 @@ def test_engine_equals_reference(seed: int, est: tuple[int, int], ev: tuple[int,
         if status == "collinear" and seed != 1:
             continue
         assert seen.get(status, 0) > 0, (status, seen)
+
+
+def random_exclusions(p: Panel, est: tuple[int, int], ev: tuple[int, int], seed: int
+                      ) -> dict[int, list[tuple[int, int]]]:
+    """0-4 intervals per pair, overlapping, touching, reaching out of the estimation window."""
+    rng = np.random.default_rng(seed)
+    out: dict[int, list[tuple[int, int]]] = {}
+    for pid in p.pairs["pair_id"]:
+        runs = []
+        for _ in range(int(rng.integers(0, 5))):
+            a = int(rng.integers(est[0] - 20, ev[1] + 3))
+            runs.append((a, a + int(rng.integers(0, 40))))
+        if runs:
+            out[int(pid)] = runs
+    out[3] = [(est[0] - 10, est[1] + 10)]  # the whole window: insufficient
+    out[4] = [(est[0], est[0] + 9), (est[0] + 10, est[0] + 19), (est[0] + 5, est[0] + 7)]
+    return out
+
+
+@pytest.mark.parametrize(("seed", "est", "ev", "windows"), [
+    (4, (-250, -11), (-5, 10), ((-1, 1), (0, 0), (-5, 10))),
+    (5, (-60, -6), (-3, 5), ((-3, 5), (0, 1))),
+])
+def test_exclusions_equal_reference(seed: int, est: tuple[int, int], ev: tuple[int, int],
+                                    windows: tuple[tuple[int, int], ...]) -> None:
+    """Sessions left out of the estimation window (another event's window) as the reference."""
+    p = make_panel(seed, est=est, ev=ev)
+    excl = random_exclusions(p, est, ev, seed)
+    worst, seen = run(p, est, ev, windows, "dense", excl)
+    print(seed, {k: f"{v:.1e}" for k, v in worst.items()})
+    assert max(worst.values()) < RTOL, worst
+    assert seen.get("ok", 0) > 200 and seen.get("insufficient", 0) > 0, seen
+    # and the exclusions were applied: the reference without them disagrees
+    with pytest.raises(AssertionError):
+        run(p, est, ev, windows, "dense", excl, reference_ignores_exclusions=True)
+
+
+def test_exclusion_runs_are_merged_and_clipped() -> None:
+    ex = Exclusions(pair=np.array([1, 0, 1, 1, 0, 2]), lo=np.array([-30, -300, -20, -9, -5, 5]),
+                    hi=np.array([-25, -240, -10, -8, 3, 9]))
+    m = ex.merged((-250, -11))
+    got = list(zip(m.pair.tolist(), m.lo.tolist(), m.hi.tolist(), strict=True))
+    # pair 0: clipped to -250; -5..3 is outside; pair 1: -30..-25 and -20..-10 merge with
+    # nothing (a gap at -24..-21), -9..-8 is outside; pair 2 is outside
+    assert got == [(0, -250, -240), (1, -30, -25), (1, -20, -11)]
+    touching = Exclusions(pair=np.array([0, 0]), lo=np.array([-30, -19]), hi=np.array([-20, -15]))
+    m = touching.merged((-250, -11))
+    assert (m.lo.tolist(), m.hi.tolist()) == ([-30], [-15])
+    masks = [np.array([0, 1, 1, 0, 1], dtype=bool), np.array([1, 1], dtype=bool),
+             np.zeros(3, dtype=bool)]
+    f = Exclusions.from_mask(masks, [-10, -3, 0])
+    assert list(zip(f.pair.tolist(), f.lo.tolist(), f.hi.tolist(), strict=True)) == [
+        (0, -9, -8), (0, -6, -6), (1, -3, -2)]
 
 
 def test_plain_running_sums_also_agree() -> None:

@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 import impact.engine_tests as et
+from impact.engine import Exclusions
 from impact.engine_tests import ENGINE_TESTS, PanelArrays, event_tests
 from impact.estimation import EventSeries, Fit, fit
 from impact.inference import run_tests
@@ -110,16 +111,18 @@ def make_study(seed: int, est: tuple[int, int], ev: tuple[int, int],
     return Study(tickers, ret, mkt, [pairs[i] for i in order])
 
 
-def series(t: Ticker, day0: int, est: tuple[int, int], ev: tuple[int, int]
-           ) -> EventSeries | None:
+def series(t: Ticker, day0: int, est: tuple[int, int], ev: tuple[int, int],
+           excluded: list[tuple[int, int]] | None = None) -> EventSeries | None:
     start, end = max(t.lo, day0 + est[0]), min(t.hi, day0 + ev[1])
     if end < start:
         return None
     idx = np.arange(start, end + 1)
+    mask = np.zeros(len(idx), dtype=bool)
+    for a, b in excluded or []:
+        mask |= (idx - day0 >= max(a, est[0])) & (idx - day0 <= min(b, est[1]))
     return EventSeries(rel_day=idx - day0,
                        dates=tuple(D0 + timedelta(days=int(i)) for i in idx),
-                       ret=t.ret[idx - t.lo], mkt=t.mkt[idx - t.lo],
-                       excluded=np.zeros(len(idx), dtype=bool))
+                       ret=t.ret[idx - t.lo], mkt=t.mkt[idx - t.lo], excluded=mask)
 
 
 def shifted(f: Fit, shift: float) -> Fit:
@@ -128,16 +131,18 @@ def shifted(f: Fit, shift: float) -> Fit:
                    ev_ar=f.ev_ar - shift, ev_expected=f.ev_expected + shift)
 
 
-def build(study: Study, est: tuple[int, int], ev: tuple[int, int]
+def build(study: Study, est: tuple[int, int], ev: tuple[int, int],
+          excl: dict[int, list[tuple[int, int]]] | None = None
           ) -> tuple[PanelArrays, dict[int, list[Fit]]]:
-    """PanelArrays and, per event code, the ok fits in pair order."""
+    """PanelArrays and, per event code, the ok fits in pair order (``excl``: per pair index,
+    estimation-window runs left out)."""
     cols: dict[str, list[float]] = {k: [] for k in (
         "event", "day0_pos", "lo_pos", "hi_pos", "ok", "nobs", "alpha", "beta", "sigma",
         "rbar_m", "s_mm")}
     fits: dict[int, list[Fit]] = {}
-    for code, k, day0 in study.pairs:
+    for i_pair, (code, k, day0) in enumerate(study.pairs):
         t = study.tickers[k]
-        s = series(t, day0, est, ev)
+        s = series(t, day0, est, ev, (excl or {}).get(i_pair))
         f: Fit | None = None
         if s is not None:
             try:
@@ -151,7 +156,7 @@ def build(study: Study, est: tuple[int, int], ev: tuple[int, int]
         rbar_m = s_mm = math.nan
         if f is not None and s is not None:
             use = ((s.rel_day >= est[0]) & (s.rel_day <= est[1]) & np.isfinite(s.ret)
-                   & np.isfinite(s.mkt))
+                   & np.isfinite(s.mkt) & ~s.excluded)
             m = s.mkt[use]
             rbar_m = float(m.mean())
             s_mm = float(((m - rbar_m) ** 2).sum())
@@ -166,7 +171,12 @@ def build(study: Study, est: tuple[int, int], ev: tuple[int, int]
     ints = {"event", "day0_pos", "lo_pos", "hi_pos", "nobs"}
     arrays = {k: np.array(v, dtype=np.int64 if k in ints else bool if k == "ok" else float)
               for k, v in cols.items()}
-    return PanelArrays(ret=study.ret, mkt=study.mkt, **arrays), fits
+    items = [(k, a, b) for k, runs in (excl or {}).items() for a, b in runs]
+    ex = None if excl is None else Exclusions(
+        pair=np.array([i[0] for i in items], dtype=np.int64),
+        lo=np.array([i[1] for i in items], dtype=np.int64),
+        hi=np.array([i[2] for i in items], dtype=np.int64))
+    return PanelArrays(ret=study.ret, mkt=study.mkt, **arrays, exclusions=ex), fits
 
 
 def close(a: float, b: float) -> bool:
@@ -233,6 +243,37 @@ def test_equals_reference(seed: int, est: tuple[int, int], ev: tuple[int, int],
                 "the share of positive estimation-window residuals is 0 or 1"}
     assert expected <= reasons, expected - reasons
     assert any(r.startswith("zero variance of the CAR of security #") for r in reasons)
+
+
+@pytest.mark.parametrize("sparse", [0, 10**9])
+def test_exclusions_equal_reference(sparse: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Residuals of excluded estimation-window sessions are missing, as in the reference."""
+    monkeypatch.setattr(et, "SPARSE_RATIO", sparse)
+    est, ev = (-120, -11), (-5, 10)
+    study = make_study(7, est, ev, (0.01, 0.002))
+    rng = np.random.default_rng(7)
+    excl: dict[int, list[tuple[int, int]]] = {}
+    for i in range(len(study.pairs)):
+        if rng.random() < 0.6:
+            runs = []
+            for _ in range(int(rng.integers(1, 4))):
+                a = int(rng.integers(est[0] - 10, ev[1]))
+                runs.append((a, a + int(rng.integers(0, 25))))
+            excl[i] = runs
+    panel, fits = build(study, est, ev, excl)
+    assert any(np.isnan(f.est_resid).sum() > 20 for fs in fits.values() for f in fs)
+    tests = list(ENGINE_TESTS)
+    got = event_tests(panel, estimation=est, event=ev, windows=WINDOWS_A, tests=tests)
+    worst = compare(got, fits, int(panel.event.max()) + 1, WINDOWS_A, tests)
+    assert set(worst) == set(tests)
+    # without the exclusions the rank and correlation tests differ
+    plain = event_tests(replace(panel, exclusions=None), estimation=est, event=ev,
+                        windows=WINDOWS_A, tests=["kp_bmp", "corrado"])
+    mine = got.filter(pl.col("test").is_in(["kp_bmp", "corrado"]))
+    assert not np.allclose(plain["statistic"].fill_null(0).to_numpy(),
+                           mine["statistic"].fill_null(0).to_numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="do not overlap"):
+        event_tests(panel, estimation=(-120, 0), event=ev, windows=[(0, 0)])
 
 
 def test_test_subset_order_and_dtypes() -> None:
