@@ -81,6 +81,8 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
+from impact.estimation import EventSeries, Fit
+
 #: The market model estimates two parameters (alpha, beta).
 K = 2
 
@@ -941,3 +943,98 @@ def market_model(
     step("write tests")
     return EngineRun(pairs=n_pairs, ok=n_ok, ar_rows=n_ar, car_rows=n_pairs * nw,
                      test_rows=0 if test_tbl is None else test_tbl.num_rows, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class SeriesFit:
+    """The market model of one :class:`impact.estimation.EventSeries` (:func:`fit_series`)."""
+
+    #: The fit, as :func:`impact.estimation.fit` returns it; ``None`` if it failed.
+    fit: Fit | None
+    #: Why it failed, in the reference's words (``""`` when it did not).
+    error: str
+    #: Per CAR window: ``(car, var_car)`` when the CAR is complete, else ``None``.
+    cars: dict[tuple[int, int], tuple[float, float] | None]
+
+
+_FIT_ERRORS = {
+    1: "only {n} usable estimation-window returns for 2 parameters",
+    2: "the regressors are collinear or constant over the estimation window (e.g. a "
+       "benchmark whose returns do not vary)",
+    3: "no returns",
+}
+
+
+def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
+               event: tuple[int, int], car_windows: Sequence[tuple[int, int]]
+               ) -> list[SeriesFit]:
+    """The market model of many event series at once, through :func:`dense_market_model`.
+
+    The path :func:`impact.study.compute_study` takes: each series becomes one series of
+    the dense layout (its sessions, day 0 at ``-rel_day[0]``), its ``excluded`` sessions
+    the pair's :class:`Exclusions`. The results are put back in the shape of
+    :func:`impact.estimation.fit` (the per-pair reference, equal to 1e-9), so that the
+    CARs' SQ p-values, BHARs and the study's tests can use them.
+
+    Parameters
+    ----------
+    series
+        Aligned inputs, one per event-security pair (consecutive sessions).
+    estimation, event, car_windows
+        Windows in sessions relative to day 0, both ends included.
+
+    Returns
+    -------
+    list of SeriesFit
+        In the order of ``series``.
+    """
+    (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
+    n = len(series)
+    if not n:
+        return []
+    has = np.array([len(s.ret) > 0 for s in series], dtype=bool)
+    first = np.array([int(s.rel_day[0]) if len(s.rel_day) else 0 for s in series],
+                     dtype=np.int64)
+    # an empty series takes one NaN session (no pair uses it: has = False)
+    ret = np.concatenate([np.asarray(s.ret, dtype=np.float64) if len(s.ret) else [np.nan]
+                          for s in series] or [np.zeros(0)])
+    mkt = np.concatenate([np.asarray(s.mkt, dtype=np.float64) if len(s.ret) else [np.nan]
+                          for s in series] or [np.zeros(0)])
+    span = np.array([max(len(s.ret), 1) for s in series], dtype=np.int64)
+    m = dense_market_model(ret, mkt, span, np.arange(n, dtype=np.int64), -first, has,
+                           estimation=(e0, e1), event=(v0, v1), car_windows=windows,
+                           exclusions=Exclusions.from_mask([s.excluded for s in series],
+                                                           first.tolist()))
+    row_of = {int(i): r for r, i in enumerate(m.okp)}
+    out: list[SeriesFit] = []
+    for i, s in enumerate(series):
+        st = int(m.status[i])
+        if st != 0:
+            out.append(SeriesFit(None, _FIT_ERRORS[st].format(n=int(m.nobs[i])), {}))
+            continue
+        r = row_of[i]
+        rel = np.asarray(s.rel_day)
+        in_est = (rel >= e0) & (rel <= e1)
+        use = in_est & np.isfinite(s.ret) & np.isfinite(s.mkt) & ~np.asarray(s.excluded)
+        alpha, beta = float(m.alpha[i]), float(m.beta[i])
+        resid = np.full(int(in_est.sum()), np.nan)
+        resid[use[in_est]] = (s.ret - (alpha + beta * s.mkt))[use]
+        inside = m.inside[r]
+        in_ev = (rel >= v0) & (rel <= v1)
+        ev_mkt = np.asarray(s.mkt)[in_ev]
+        used_dates = [d for d, u in zip(s.dates, use, strict=True) if u]
+        f = Fit(model="market", alpha=alpha, beta=beta, sigma=float(np.sqrt(m.s2[i])),
+                nobs=int(m.nobs[i]), k=K, r2=float(m.r2[i]), est_start=used_dates[0],
+                est_end=used_dates[-1], est_rel_day=rel[in_est], est_resid=resid,
+                ev_rel_day=rel[in_ev],
+                ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
+                ev_ret=np.asarray(s.ret)[in_ev], ev_mkt=ev_mkt,
+                ev_expected=np.where(np.isfinite(ev_mkt), alpha + beta * ev_mkt, np.nan),
+                ev_ar=m.ar[r][inside], ev_cov=m.ar_cov(r)[np.ix_(inside, inside)],
+                params=(alpha, beta), param_names=("alpha", "beta"))
+        cars: dict[tuple[int, int], tuple[float, float] | None] = {}
+        for w, block in zip(windows, m.cars, strict=True):
+            cars[w] = ((float(block["car"][i]), float(block["var_car"][i]))
+                       if int(block["status"][i]) == 0 else None)
+        out.append(SeriesFit(f, "", cars))
+    return out

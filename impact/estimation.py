@@ -383,15 +383,19 @@ def t_pvalue(t: float, df: int) -> float:
     return float(2.0 * stats.t.sf(abs(t), df))
 
 
-def car(f: Fit, window: tuple[int, int]) -> CarResult:
+def car(f: Fit, window: tuple[int, int], *,
+        sums: tuple[float, float] | None = None) -> CarResult:
     """CAR over a window of the event window, with its t, SQ and BHAR.
 
     Parameters
     ----------
     f
-        A fit from :func:`fit`.
+        A fit from :func:`fit` (or :func:`impact.engine.fit_series`).
     window
         [start, end] in sessions relative to day 0, inside the event window.
+    sums
+        The CAR and its variance when already computed (by the set-based engine,
+        :func:`impact.engine.fit_series`); ``None``: sum the ARs and their covariance.
 
     Returns
     -------
@@ -420,8 +424,11 @@ def car(f: Fit, window: tuple[int, int]) -> CarResult:
             reason=f"no abnormal return on {', '.join(missing)} (price gap)",
             start_date=start_date, end_date=end_date,
         )
-    total = float(ar.sum())
-    var = float(f.ev_cov[np.ix_(idx, idx)].sum())
+    if sums is None:
+        total = float(ar.sum())
+        var = float(f.ev_cov[np.ix_(idx, idx)].sum())
+    else:
+        total, var = float(sums[0]), float(sums[1])
     se = float(np.sqrt(var))
     t = total / se
     sq_p, sq_n = sq_pvalue(total, f.est_resid, length)

@@ -25,8 +25,9 @@ from impact import __version__
 from impact.analysis import FitKey, infer
 from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
 from impact.catalog import Event, Study
+from impact.engine import SeriesFit, fit_series
 from impact.errors import DataError
-from impact.estimation import EventSeries, Fit, car, fit, sq_pvalue, t_pvalue
+from impact.estimation import CarResult, EventSeries, Fit, car, fit, sq_pvalue, t_pvalue
 from impact.returns import compute_returns
 from impact.sources import PriceSource
 
@@ -99,6 +100,7 @@ def compute_study(
     *,
     progress: Callable[[str], None] | None = None,
     extra_events: Sequence[Event] = (),
+    reference: bool = False,
 ) -> StudyRun:
     """Compute a study from a validated study file and a price source.
 
@@ -113,6 +115,11 @@ def compute_study(
     extra_events
         Confirmed news events to add to the catalog (shown on the timeline; not
         estimated unless listed in the study's events).
+    reference
+        Fit the market model pair by pair with :func:`impact.estimation.fit` (the
+        reference, for verification) instead of the set-based engine
+        (:func:`impact.engine.fit_series`), which is the default. Both give the same
+        numbers to 1e-9 (``tests/test_study_engine.py``).
 
     Returns
     -------
@@ -179,6 +186,7 @@ def compute_study(
     fit_rows: list[dict[str, Any]] = []
     ar_rows: list[dict[str, Any]] = []
     car_rows: list[dict[str, Any]] = []
+    jobs: list[_Job] = []
     say(f"estimating {len(study.study_events)} events x {len(study.securities)} securities "
         f"x {len(study.models)} models")
     for event_id in study.study_events:
@@ -250,14 +258,13 @@ def compute_study(
             series = EventSeries(rel_day=rel, dates=dates, ret=ret, mkt=mkt, excluded=excluded,
                                  factors=factor_values)
             all_series[(event_id, sec.ticker)] = series
-            est_len = w.estimation[1] - w.estimation[0] + 1
             # studied events whose day 0 on this exchange falls inside the event window
             others_in_window: dict[str, int] = {}
             for other in study.study_events:
-                j = sess.index_of(aligned[(other, ex)].day0)
-                assert j is not None
-                if other != event_id and w.event[0] <= j - i0 <= w.event[1]:
-                    others_in_window[other] = j - i0
+                j0 = sess.index_of(aligned[(other, ex)].day0)
+                assert j0 is not None
+                if other != event_id and w.event[0] <= j0 - i0 <= w.event[1]:
+                    others_in_window[other] = j0 - i0
             if others_in_window:
                 notes.append(
                     f"{sec.ticker}, event '{event_id}': the event window also holds day 0 of "
@@ -266,44 +273,69 @@ def compute_study(
             window_info = {"est_window_start": sess.dates[i_start],
                            "est_window_end": sess.dates[i0 + w.estimation[1]],
                            "n_excluded": int(excluded.sum())}
-            for model in study.models_for(sec.ticker):
-                try:
-                    f = fit(series, study.model_specs[model], w.estimation, w.event)
-                except ValueError as exc:
-                    raise DataError(
-                        f"cannot fit the {model} model for '{sec.ticker}', event '{event_id}': "
-                        f"{exc}"
-                    ) from None
-                usable = est_len - int(excluded.sum())
-                if f.nobs < MIN_ESTIMATION_SHARE * usable:
-                    raise DataError(
-                        f"'{sec.ticker}', event '{event_id}': only {f.nobs} of {usable} "
-                        f"estimation-window sessions have returns (gaps in the prices); at least "
-                        f"{MIN_ESTIMATION_SHARE:.0%} are needed. Fill the gaps or move the window."
-                    )
-                key = {"event_id": event_id, "ticker": sec.ticker, "model": model}
-                all_fits[FitKey(event_id, sec.ticker, ex, model)] = f
-                fit_rows.append({**_fit_row(key, sec.benchmark, f), **window_info})
-                ar_rows.extend(
-                    {**row, "basis": basis_lookup[sec.ticker].get(row["date"])}
-                    for row in _ar_rows(key, f))
-                for win in w.car:
-                    c = car(f, win)
-                    car_rows.append({**key, "window_start": win[0], "window_end": win[1],
-                                     "start_date": c.start_date, "end_date": c.end_date,
-                                     "n_days": c.n_days, "car": _nn(c.car), "se": _nn(c.se),
-                                     "t": _nn(c.t), "df": c.df if c.status == "ok" else None,
-                                     "p": _nn(c.p), "sq_p": _nn(c.sq_p),
-                                     "sq_n": c.sq_n if c.status == "ok" else None,
-                                     "bhar": _nn(c.bhar), "status": c.status,
-                                     "reason": c.reason or None,
-                                     "other_events": ", ".join(
-                                         o for o, d in others_in_window.items()
-                                         if win[0] <= d <= win[1]) or None})
-            if event_id == study.primary_event and sec.sensitivity:
-                sens_rows += _sensitivity(event_id, sec.ticker,
-                                          [str(sec.benchmark), *sec.sensitivity], series,
-                                          dates, ret_lookup, w.estimation, w.event, w.car)
+            jobs.append(_Job(event_id, sec.ticker, ex, str(sec.benchmark), series, window_info,
+                             others_in_window, dates))
+
+    # the market model of every pair at once, through the set-based engine (impact.engine);
+    # the other models pair by pair (impact.estimation.fit)
+    market_jobs = [j for j in jobs
+                   if any(study.model_specs[m].kind == "market"
+                          for m in study.models_for(j.ticker))]
+    engine_fits: dict[tuple[str, str], SeriesFit] = {}
+    if not reference:
+        engine_fits = dict(zip(
+            ((j.event_id, j.ticker) for j in market_jobs),
+            fit_series([j.series for j in market_jobs], estimation=w.estimation,
+                       event=w.event, car_windows=w.car), strict=True))
+    est_len = w.estimation[1] - w.estimation[0] + 1
+    for j in jobs:
+        sec = study.instrument(j.ticker)
+        for model in study.models_for(j.ticker):
+            spec = study.model_specs[model]
+            sf = engine_fits.get((j.event_id, j.ticker)) if spec.kind == "market" else None
+            try:
+                if sf is not None:
+                    if sf.fit is None:
+                        raise ValueError(sf.error)
+                    f = dataclasses.replace(sf.fit, model=spec.name)
+                else:
+                    f = fit(j.series, spec, w.estimation, w.event)
+            except ValueError as exc:
+                raise DataError(
+                    f"cannot fit the {model} model for '{j.ticker}', event '{j.event_id}': "
+                    f"{exc}"
+                ) from None
+            usable = est_len - int(j.series.excluded.sum())
+            if f.nobs < MIN_ESTIMATION_SHARE * usable:
+                raise DataError(
+                    f"'{j.ticker}', event '{j.event_id}': only {f.nobs} of {usable} "
+                    f"estimation-window sessions have returns (gaps in the prices); at least "
+                    f"{MIN_ESTIMATION_SHARE:.0%} are needed. Fill the gaps or move the window."
+                )
+            key = {"event_id": j.event_id, "ticker": j.ticker, "model": model}
+            all_fits[FitKey(j.event_id, j.ticker, j.exchange, model)] = f
+            fit_rows.append({**_fit_row(key, j.benchmark, f), **j.window_info})
+            ar_rows.extend(
+                {**row, "basis": basis_lookup[j.ticker].get(row["date"])}
+                for row in _ar_rows(key, f))
+            for win in w.car:
+                c = _car(f, win, sf)
+                car_rows.append({**key, "window_start": win[0], "window_end": win[1],
+                                 "start_date": c.start_date, "end_date": c.end_date,
+                                 "n_days": c.n_days, "car": _nn(c.car), "se": _nn(c.se),
+                                 "t": _nn(c.t), "df": c.df if c.status == "ok" else None,
+                                 "p": _nn(c.p), "sq_p": _nn(c.sq_p),
+                                 "sq_n": c.sq_n if c.status == "ok" else None,
+                                 "bhar": _nn(c.bhar), "status": c.status,
+                                 "reason": c.reason or None,
+                                 "other_events": ", ".join(
+                                     o for o, d in j.others_in_window.items()
+                                     if win[0] <= d <= win[1]) or None})
+        if j.event_id == study.primary_event and sec.sensitivity:
+            sens_rows += _sensitivity(j.event_id, j.ticker,
+                                      [j.benchmark, *sec.sensitivity], j.series,
+                                      j.dates, ret_lookup, w.estimation, w.event, w.car,
+                                      reference)
 
     say("testing: cross-sectional tests, aggregates and event-dummy regressions")
     inference = infer(all_fits, all_series, w.car, w.estimation, w.event,
@@ -364,6 +396,32 @@ def compute_study(
         aar=inference.aar,
         notes=notes,
     )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One event-security pair's aligned inputs, ready to fit."""
+
+    event_id: str
+    ticker: str
+    exchange: str
+    benchmark: str
+    series: EventSeries
+    window_info: dict[str, Any]
+    others_in_window: dict[str, int]
+    dates: tuple[date, ...]
+
+
+def _car(f: Fit, window: tuple[int, int], sf: SeriesFit | None) -> CarResult:
+    """The CAR of a window; with the engine's CAR and variance when it computed them."""
+    if sf is None:
+        return car(f, window)
+    sums = sf.cars[window]
+    c = car(f, window, sums=sums)
+    if (c.status == "ok") != (sums is not None):  # never silently mix two answers
+        raise RuntimeError(f"the engine and the reference disagree on whether the CAR "
+                           f"{window} is complete ({c.status}: {c.reason})")
+    return c
 
 
 def _nn(x: float) -> float | None:
@@ -486,20 +544,29 @@ def _cross_section(study: Study, car_rows: list[dict[str, Any]]
 def _sensitivity(event_id: str, ticker: str, benchmarks: list[str], series: EventSeries,
                  dates: tuple[date, ...], ret_lookup: dict[str, dict[date, float]],
                  estimation: tuple[int, int], event: tuple[int, int],
-                 windows: tuple[tuple[int, int], ...]) -> list[dict[str, Any]]:
+                 windows: tuple[tuple[int, int], ...], reference: bool = False
+                 ) -> list[dict[str, Any]]:
     """The market model of one security against several benchmarks (same windows)."""
+    alts = [EventSeries(rel_day=series.rel_day, dates=series.dates, ret=series.ret,
+                        mkt=np.array([ret_lookup[b].get(d, math.nan) for d in dates]),
+                        excluded=series.excluded) for b in benchmarks]
+    engine: list[SeriesFit | None] = (
+        [None] * len(alts) if reference
+        else list(fit_series(alts, estimation=estimation, event=event, car_windows=windows)))
     rows = []
-    for b in benchmarks:
-        mkt = np.array([ret_lookup[b].get(d, math.nan) for d in dates])
-        alt = EventSeries(rel_day=series.rel_day, dates=series.dates, ret=series.ret, mkt=mkt,
-                          excluded=series.excluded)
+    for b, alt, sf in zip(benchmarks, alts, engine, strict=True):
         try:
-            f = fit(alt, "market", estimation, event)
+            if sf is not None:
+                if sf.fit is None:
+                    raise ValueError(sf.error)
+                f = sf.fit
+            else:
+                f = fit(alt, "market", estimation, event)
         except ValueError as exc:
             raise DataError(f"cannot fit '{ticker}' against sensitivity benchmark '{b}': "
                             f"{exc}") from None
         for win in windows:
-            c = car(f, win)
+            c = _car(f, win, sf)
             rows.append({"event_id": event_id, "ticker": ticker, "benchmark": b,
                          "beta": _nn(f.beta), "r2": _nn(f.r2), "nobs": f.nobs,
                          "window_start": win[0], "window_end": win[1], "car": _nn(c.car),

@@ -1,0 +1,123 @@
+"""The DeepSeek study runs its market model through the set-based engine (one code path).
+
+``compute_study`` fits the market model of every pair with ``impact.engine.fit_series``
+(the dense core of ``impact engine``); ``reference=True`` fits it pair by pair with
+``impact.estimation.fit``. Every number of the study must agree to 1e-9.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import impact.study as study_mod
+from impact.catalog import load_study
+from impact.estimation import ModelSpec
+from impact.sources import choose_source
+from impact.study import StudyRun, compute_study
+from tests.conftest import STUDY
+
+RTOL = 1e-9
+#: Below this a number is compared absolutely (e.g. a t of 1e-15 in both runs).
+TINY = 1e-13
+FRAMES = ("fits", "abnormal_returns", "car", "sensitivity", "tests", "aggregates", "aar",
+          "cross_section")
+
+
+def _run(prices_dir: Path, reference: bool) -> StudyRun:
+    study = load_study(STUDY)
+    source = choose_source(study.prices.source, study.prices.snapshot,
+                           override_dir=prices_dir)
+    return compute_study(study, source, reference=reference)
+
+
+@pytest.fixture(scope="module")
+def both(prices_dir: Path, monkeypatch_module: Any) -> tuple[StudyRun, StudyRun]:
+    real_fit = study_mod.fit
+    calls: list[str] = []
+
+    def no_market_fit(series: Any, spec: ModelSpec | str, *args: Any, **kw: Any) -> Any:
+        kind = spec if isinstance(spec, str) else spec.kind
+        calls.append(kind)
+        return real_fit(series, spec, *args, **kw)
+
+    monkeypatch_module.setattr(study_mod, "fit", no_market_fit)
+    engine = _run(prices_dir, reference=False)
+    assert calls and "market" not in calls, calls  # the engine fitted every market model
+    calls.clear()
+    reference = _run(prices_dir, reference=True)
+    assert "market" in calls
+    return engine, reference
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Any:
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _worst(a: pl.DataFrame, b: pl.DataFrame, name: str) -> float:
+    """Assert equal frames (floats to RTOL); the worst relative error of the floats."""
+    assert a.columns == b.columns, name
+    assert a.height == b.height, name
+    worst = 0.0
+    for col in a.columns:
+        x, y = a[col], b[col]
+        if x.dtype.is_float():
+            assert (x.is_null() == y.is_null()).all(), (name, col)
+            assert (x.is_nan() == y.is_nan()).fill_null(True).all(), (name, col)
+            both_ok = (~x.is_null() & ~x.is_nan()).fill_null(False)
+            xv, yv = x.filter(both_ok).to_numpy(), y.filter(both_ok).to_numpy()
+            if len(xv):
+                den = abs(yv).clip(TINY, None)
+                err = float((abs(xv - yv) / den).max())
+                assert err < RTOL, (name, col, err)
+                worst = max(worst, err)
+        elif col == "params":  # JSON {name: estimate}
+            for sx, sy in zip(x.to_list(), y.to_list(), strict=True):
+                px, py = json.loads(sx), json.loads(sy)
+                assert px.keys() == py.keys(), (name, sx, sy)
+                for k in px:
+                    err = abs(px[k] - py[k]) / max(abs(py[k]), TINY)
+                    assert err < RTOL, (name, col, k, err)
+                    worst = max(worst, err)
+        else:
+            assert x.equals(y), (name, col)
+    return worst
+
+
+def test_engine_path_equals_the_per_pair_reference(both: tuple[StudyRun, StudyRun]) -> None:
+    engine, reference = both
+    worst = {name: _worst(getattr(engine, name), getattr(reference, name), name)
+             for name in FRAMES}
+    print({k: f"{v:.1e}" for k, v in worst.items()})
+    assert engine.notes == reference.notes
+    # every frame was compared on real rows
+    for name in ("fits", "abnormal_returns", "car", "sensitivity", "tests"):
+        assert getattr(engine, name).height > 0, name
+
+
+def test_the_engine_leaves_out_other_events_windows(both: tuple[StudyRun, StudyRun]) -> None:
+    """6 of the 9 market-model fits exclude sessions of another studied event's window."""
+    engine, _ = both
+    market = engine.fits.filter(pl.col("model") == "market")
+    assert market.height == 9
+    assert market.filter(pl.col("n_excluded") > 0).height == 6
+    # nobs counts the used sessions: 240 minus the excluded ones minus the gaps
+    assert (market["nobs"] <= 240 - market["n_excluded"]).all()
+
+
+def test_published_facts_through_the_engine(both: tuple[StudyRun, StudyRun]) -> None:
+    """NVDA's day 0 return on 2025-01-27 and SK Hynix's on 2025-01-31 (the case's facts)."""
+    engine, _ = both
+    ar = engine.abnormal_returns.filter((pl.col("model") == "market")
+                                        & (pl.col("event_id") == "deepseek-app-store")
+                                        & (pl.col("rel_day") == 0))
+    ret = dict(zip(ar["ticker"], ar["ret"], strict=True))
+    assert round(ret["NVDA"] * 100, 2) == -16.97
+    assert round(ret["000660.KS"] * 100, 2) == -9.86
