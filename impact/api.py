@@ -462,7 +462,7 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
            estimation: tuple[int, int] = (-250, -11), event: tuple[int, int] = (-5, 10),
            car_windows: Sequence[tuple[int, int]] = ((-1, 1), (0, 0), (0, 1), (-5, 10),
                                                      (0, 10)),
-           tests: bool = True,
+           tests: bool = True, exclusions: str | None = None,
            progress: Callable[[str, int, int], None] | None = None) -> EngineRun:
     """Run the whole-market engine on the tables of a DuckDB file, in one transaction.
 
@@ -477,6 +477,9 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
         Windows in sessions relative to day 0.
     tests
         Run the per-event test battery (needs ``event_id`` in the pairs).
+    exclusions
+        A table ``(pair_id, rel_lo, rel_hi)`` of estimation-window sessions to leave
+        out per pair (relative days, both ends included), e.g. other events' windows.
     progress
         Called as ``progress(step, done, total)`` after each step.
 
@@ -501,13 +504,16 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
     try:
         need = {returns: ("ticker", "session_idx", "ret", "mkt"),
                 pairs: ("pair_id", "ticker", "day0_idx")}
+        if exclusions is not None:
+            need[exclusions] = ("pair_id", "rel_lo", "rel_hi")
+        flag = {returns: "returns", pairs: "pairs", exclusions: "exclusions"}
         for table, cols in need.items():
             have = {r[0] for r in con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
                 "AND database_name = current_database()", [table]).fetchall()}
             if not have:
                 raise InputError(f"{path} has no table '{table}': name it with "
-                                 f"--{'returns' if table == returns else 'pairs'}")
+                                 f"--{flag[table]}")
             missing = [c for c in cols if c not in have]
             if missing:
                 raise InputError(f"table '{table}' in {path} lacks column(s) "
@@ -526,7 +532,8 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
         try:
             out = market_model(con, returns_table=returns, pairs_table=pairs,
                                estimation=estimation, event=event,
-                               car_windows=tuple(car_windows), tests=tests, progress=report)
+                               car_windows=tuple(car_windows), tests=tests,
+                               exclusions_table=exclusions, progress=report)
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):

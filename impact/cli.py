@@ -241,10 +241,15 @@ def _window(text: str) -> tuple[int, int]:
               help="Event window START,END.")
 @click.option("--car", "cars", multiple=True,
               help="A CAR window START,END (repeat; default -1,1 0,0 0,1 -5,10 0,10).")
+@click.option("--exclusions", "exclusions_table", default=None,
+              help="Table of estimation-window sessions to leave out per pair: pair_id, "
+                   "rel_lo, rel_hi (relative days, both ends included), e.g. the windows "
+                   "of other events of the same security.")
 @click.option("--no-tests", is_flag=True, help="Skip the per-event test battery.")
 @_handle_errors
 def engine_cmd(db: str, returns_table: str, pairs_table: str, estimation: str,
-               event_window: str, cars: tuple[str, ...], no_tests: bool) -> None:
+               event_window: str, cars: tuple[str, ...], exclusions_table: str | None,
+               no_tests: bool) -> None:
     """Whole-market market-model event study on every pair at once (set-based).
 
     Fits, abnormal returns, CARs with forecast-error-corrected variances and the
@@ -263,7 +268,8 @@ def engine_cmd(db: str, returns_table: str, pairs_table: str, estimation: str,
 
             out = api.engine(db, returns=returns_table, pairs=pairs_table,
                              estimation=est, event=evw,
-                             car_windows=windows, tests=not no_tests, progress=tick)
+                             car_windows=windows, tests=not no_tests,
+                             exclusions=exclusions_table, progress=tick)
     except KeyboardInterrupt:
         click.echo("interrupted: the transaction was rolled back, nothing was written",
                    err=True)

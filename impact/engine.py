@@ -63,9 +63,19 @@ small, so differencing them loses little). The centred moments are then
 ``S_mm = sum m'^2 - n mbar'^2`` etc.; the parameters are shifted back. See
 ``docs/engine.md`` for the measured agreement with the reference.
 
-Not covered (the reference supports them): estimation-window sessions excluded
-because another event's window covers them, models other than the market model,
-the SQ test, BHAR and p-values.
+Estimation-window sessions a pair leaves out (another event's window, as
+``impact.study`` does with ``estimation_overlap = "exclude"``) are runs of
+relative days (:class:`Exclusions`, or an exclusions table for the SQL form):
+merged, clipped to the window, and their sums, differences of the same running
+sums, subtracted; the per-event tests leave their residuals out too.
+
+:func:`fit_series` is the path of :func:`impact.study.compute_study`: the
+DeepSeek study's market-model fits, ARs and CARs come from the same dense core
+(:func:`dense_market_model`) as ``impact engine``.
+
+Not covered (the reference supports them): models other than the market model,
+the SQ test, BHAR and p-values (the study adds SQ, BHAR and p from the engine's
+CARs with :func:`impact.estimation.car`).
 """
 
 from __future__ import annotations
@@ -129,6 +139,7 @@ def market_model_sql(
     event: tuple[int, int] = (-5, 10),
     car_windows: tuple[tuple[int, int], ...] = _DEFAULT_WINDOWS,
     centre: bool = True,
+    exclusions_table: str | None = None,
 ) -> None:
     """Fit the market model, ARs and CARs for every pair of ``pairs_table`` at once.
 
@@ -145,6 +156,10 @@ def market_model_sql(
     centre
         Centre each ticker's returns before the running sums (recommended; off
         only to measure the effect).
+    exclusions_table
+        Estimation-window sessions each pair leaves out: rows ``(pair_id, rel_lo,
+        rel_hi)``, relative days, both ends included, any number per pair,
+        overlapping or not (as :class:`Exclusions`). ``None``: none.
 
     Raises
     ------
@@ -238,24 +253,61 @@ def market_model_sql(
         """)
     # 4. estimation-window sums: differences at the bounds [a_idx + 1, b_idx]; the
     #    quadratic sums get their centring constant back (n * mu)
+    cols = ("n", "r", "m", "rm", "mm", "rr")
     diff = {c: (f"CASE WHEN q.b_idx > q.a_idx THEN coalesce(b.c_{c}, 0) - coalesce(a.c_{c}, 0) "
-                f"ELSE 0 END") for c in ("n", "r", "m", "rm", "mm", "rr")}
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _eng_est AS
-        WITH q AS (
+                f"ELSE 0 END") for c in cols}
+    pairs_q = f"""
             SELECT p.pair_id, p.ticker, p.day0_idx, t.lo, t.hi, t.pos0, t.mu_r, t.mu_m,
                    t.mu_rm, t.mu_mm, t.mu_rr, t.ticker IS NOT NULL AS has_data,
                    greatest(p.day0_idx + {e0}, t.lo) - 1 AS a_idx,
                    least(p.day0_idx + {e1}, t.hi) AS b_idx
-            FROM {pt} p LEFT JOIN _eng_tk t USING (ticker)),
+            FROM {pt} p LEFT JOIN _eng_tk t USING (ticker)"""
+    # 4a. exclusions: clipped to the estimation window, overlapping or adjacent runs of a
+    #     pair merged (gaps and islands), then each run's sums, as differences too
+    minus = {c: "" for c in cols}
+    if exclusions_table is not None:
+        xt = _ident(exclusions_table)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _eng_exs AS
+            WITH c AS (
+                SELECT pair_id, greatest(rel_lo, {e0}) AS lo, least(rel_hi, {e1}) AS hi
+                FROM {xt} WHERE greatest(rel_lo, {e0}) <= least(rel_hi, {e1})),
+            g AS (
+                SELECT *, CASE WHEN lo <= max(hi) OVER (
+                              PARTITION BY pair_id ORDER BY lo, hi
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) + 1
+                          THEN 0 ELSE 1 END AS new
+                FROM c),
+            i AS (
+                SELECT *, sum(new) OVER (PARTITION BY pair_id ORDER BY lo, hi
+                                         ROWS UNBOUNDED PRECEDING) AS island
+                FROM g),
+            x AS (SELECT pair_id, min(lo) AS lo, max(hi) AS hi FROM i GROUP BY pair_id, island),
+            q AS (
+                SELECT p.pair_id, p.lo, p.pos0, greatest(p.day0_idx + x.lo, p.lo) - 1 AS a_idx,
+                       least(p.day0_idx + x.hi, p.hi) AS b_idx
+                FROM x JOIN ({pairs_q}) p USING (pair_id) WHERE p.has_data)
+            SELECT q.pair_id, {", ".join(f"sum({diff[c]}) AS x_{c}" for c in cols)}
+            FROM q
+            LEFT JOIN _eng_cum b ON b.pos = q.pos0 + q.b_idx - q.lo + 1
+            LEFT JOIN _eng_cum a ON a.pos = q.pos0 + q.a_idx - q.lo + 1
+            GROUP BY q.pair_id
+        """)
+        minus = {c: f" - coalesce(x.x_{c}, 0)" for c in cols}
+    ex_join = "LEFT JOIN _eng_exs x USING (pair_id)" if exclusions_table is not None else ""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _eng_est AS
+        WITH q AS ({pairs_q}),
         d AS (
             SELECT q.pair_id, q.ticker, q.day0_idx, q.lo, q.hi, q.mu_r, q.mu_m, q.has_data,
                    q.mu_rm, q.mu_mm, q.mu_rr,
-                   {diff["n"]} AS s_n, {diff["r"]} AS s_r, {diff["m"]} AS s_m,
-                   {diff["rm"]} AS q_rm, {diff["mm"]} AS q_mm, {diff["rr"]} AS q_rr
+                   {diff["n"]}{minus["n"]} AS s_n, {diff["r"]}{minus["r"]} AS s_r,
+                   {diff["m"]}{minus["m"]} AS s_m, {diff["rm"]}{minus["rm"]} AS q_rm,
+                   {diff["mm"]}{minus["mm"]} AS q_mm, {diff["rr"]}{minus["rr"]} AS q_rr
             FROM q
             LEFT JOIN _eng_cum b ON b.pos = q.pos0 + q.b_idx - q.lo + 1
-            LEFT JOIN _eng_cum a ON a.pos = q.pos0 + q.a_idx - q.lo + 1)
+            LEFT JOIN _eng_cum a ON a.pos = q.pos0 + q.a_idx - q.lo + 1
+            {ex_join})
         SELECT * EXCLUDE (mu_rm, mu_mm, mu_rr, q_rm, q_mm, q_rr),
                q_rm + s_n * mu_rm AS s_rm, q_mm + s_n * mu_mm AS s_mm, q_rr + s_n * mu_rr AS s_rr
         FROM d
@@ -349,8 +401,8 @@ def market_model_sql(
                CASE WHEN status = 'ok' THEN car_ / sqrt(var_) END AS t
         FROM u ORDER BY pair_id, window_start, window_end
     """)
-    for t in ("_eng_tk0", "_eng_tk", "_eng_dense", "_eng_x", "_eng_cum", "_eng_est",
-              "_eng_fit", "_eng_agg"):
+    for t in ("_eng_tk0", "_eng_tk", "_eng_dense", "_eng_x", "_eng_cum", "_eng_exs",
+              "_eng_est", "_eng_fit", "_eng_agg"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
@@ -742,6 +794,28 @@ def dense_market_model(
                       mkt=m_ev, ar=ar, var_ar=var_ar, cars=blocks, exclusions=ex)
 
 
+def _read_exclusions(con: duckdb.DuckDBPyConnection, table: str, pairs_table: str,
+                     pair_ids: npt.NDArray[np.int64], more: Exclusions | None) -> Exclusions:
+    """An exclusions table ``(pair_id, rel_lo, rel_hi)`` as :class:`Exclusions` (pair order)."""
+    x = con.execute(f"""
+        SELECT pair_id::BIGINT AS pair_id, rel_lo::BIGINT AS rel_lo, rel_hi::BIGINT AS rel_hi
+        FROM {_ident(table)} WHERE pair_id IS NOT NULL AND rel_lo IS NOT NULL
+                                   AND rel_hi IS NOT NULL
+    """).fetchnumpy()
+    xp = np.asarray(x["pair_id"], dtype=np.int64)
+    k = np.minimum(np.searchsorted(pair_ids, xp), max(len(pair_ids) - 1, 0))
+    unknown = (~np.isin(xp, pair_ids)) if not len(pair_ids) else pair_ids[k] != xp
+    if unknown.any():
+        raise ValueError(f"{int(unknown.sum())} rows of {table} name a pair_id that is not in "
+                         f"{pairs_table} (e.g. {int(xp[unknown][0])})")
+    pair, lo = k.astype(np.int64), np.asarray(x["rel_lo"], dtype=np.int64)
+    hi = np.asarray(x["rel_hi"], dtype=np.int64)
+    if more is not None:
+        pair, lo, hi = (np.concatenate([more.pair, pair]), np.concatenate([more.lo, lo]),
+                        np.concatenate([more.hi, hi]))
+    return Exclusions(pair=pair, lo=lo, hi=hi)
+
+
 def market_model(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -752,6 +826,7 @@ def market_model(
     car_windows: tuple[tuple[int, int], ...] = _DEFAULT_WINDOWS,
     tests: bool = True,
     exclusions: Exclusions | None = None,
+    exclusions_table: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> EngineRun:
     """Fit the market model, ARs, CARs and the per-event tests for every pair at once.
@@ -780,6 +855,9 @@ def market_model(
     exclusions
         Estimation-window sessions to leave out, per pair; ``Exclusions.pair`` indexes
         the pairs in ``pair_id`` order.
+    exclusions_table
+        The same as a table ``(pair_id, rel_lo, rel_hi)`` (as :func:`market_model_sql`);
+        added to ``exclusions``.
     progress
         Called as ``progress(step, done, total)`` after each step of :data:`STEPS`.
 
@@ -871,6 +949,8 @@ def market_model(
     lo = tk_lo[tid]
     hi = lo + span[tid] - 1
     pos0 = tk_pos0[tid]
+    if exclusions_table is not None:
+        exclusions = _read_exclusions(con, exclusions_table, pairs_table, pair_ids, exclusions)
     m = dense_market_model(ret, mkt, span, tid, d0 - lo, has, estimation=(e0, e1),
                            event=(v0, v1), car_windows=windows, exclusions=exclusions,
                            step=step)

@@ -122,8 +122,16 @@ def run(p: Panel, est: tuple[int, int], ev: tuple[int, int],
         ex = Exclusions(pair=np.array([i[0] for i in items], dtype=np.int64),
                         lo=np.array([i[1] for i in items], dtype=np.int64),
                         hi=np.array([i[2] for i in items], dtype=np.int64))
-        market_model(con, returns_table="returns", pairs_table="pairs", estimation=est,
-                     event=ev, car_windows=windows, exclusions=ex)
+        if backend == "sql":
+            con.register("ex_df", pd.DataFrame({"pair_id": ex.pair, "rel_lo": ex.lo,
+                                                "rel_hi": ex.hi}))
+            con.execute("CREATE TABLE exclusions AS SELECT * FROM ex_df")
+            market_model_sql(con, returns_table="returns", pairs_table="pairs",
+                             estimation=est, event=ev, car_windows=windows,
+                             exclusions_table="exclusions")
+        else:
+            market_model(con, returns_table="returns", pairs_table="pairs", estimation=est,
+                         event=ev, car_windows=windows, exclusions=ex)
     fits = con.sql("SELECT * FROM engine_fits").df().set_index("pair_id")
     ars = con.sql("SELECT * FROM engine_ar").df()
     cars = con.sql("SELECT * FROM engine_car").df()
@@ -226,22 +234,23 @@ def random_exclusions(p: Panel, est: tuple[int, int], ev: tuple[int, int], seed:
     return out
 
 
+@pytest.mark.parametrize("backend", ["sql", "dense"])
 @pytest.mark.parametrize(("seed", "est", "ev", "windows"), [
     (4, (-250, -11), (-5, 10), ((-1, 1), (0, 0), (-5, 10))),
     (5, (-60, -6), (-3, 5), ((-3, 5), (0, 1))),
 ])
 def test_exclusions_equal_reference(seed: int, est: tuple[int, int], ev: tuple[int, int],
-                                    windows: tuple[tuple[int, int], ...]) -> None:
+                                    windows: tuple[tuple[int, int], ...], backend: str) -> None:
     """Sessions left out of the estimation window (another event's window) as the reference."""
     p = make_panel(seed, est=est, ev=ev)
     excl = random_exclusions(p, est, ev, seed)
-    worst, seen = run(p, est, ev, windows, "dense", excl)
+    worst, seen = run(p, est, ev, windows, backend, excl)
     print(seed, {k: f"{v:.1e}" for k, v in worst.items()})
     assert max(worst.values()) < RTOL, worst
     assert seen.get("ok", 0) > 200 and seen.get("insufficient", 0) > 0, seen
     # and the exclusions were applied: the reference without them disagrees
     with pytest.raises(AssertionError):
-        run(p, est, ev, windows, "dense", excl, reference_ignores_exclusions=True)
+        run(p, est, ev, windows, backend, excl, reference_ignores_exclusions=True)
 
 
 def test_exclusion_runs_are_merged_and_clipped() -> None:

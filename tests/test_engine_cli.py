@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import impact.engine_tests as et
 from impact.cli import main
-from impact.engine import market_model
+from impact.engine import Exclusions, market_model, market_model_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPACT = str(Path(sys.executable).parent / "impact")
@@ -150,3 +152,70 @@ def test_readme_whole_market_commands_run_as_written(tmp_path: Path) -> None:
     assert "100,000 pairs" in res.stdout
     got = counts(tmp_path / "panel.duckdb")
     assert got["engine_fits"] == 100_000 and got["engine_car"] == 500_000
+
+
+def test_exclusions_table_from_the_command_line(panel: Path, tmp_path: Path) -> None:
+    """--exclusions leaves other events' windows out: the same fits as the SQL form."""
+    db = tmp_path / "panel.duckdb"
+    db.write_bytes(panel.read_bytes())
+    con = duckdb.connect(str(db))
+    con.execute((ROOT / "docs/engine-exclusions.sql").read_text())
+    con.close()
+    res = CliRunner().invoke(main, ["engine", "--db", str(db), "--exclusions", "exclusions",
+                                    "--no-tests", "--car", "0,1"])
+    assert res.exit_code == 0, res.output
+    con = duckdb.connect(str(db))
+    n_ex = con.sql("SELECT count(DISTINCT pair_id) FROM exclusions").fetchall()[0][0]
+    assert n_ex > 1000  # most pairs have another event of the same security nearby
+    cli = con.sql("SELECT pair_id, status, nobs, alpha, beta, sigma FROM engine_fits "
+                  "ORDER BY pair_id").fetchall()
+    cli_car = con.sql("SELECT pair_id, car, var_car FROM engine_car ORDER BY pair_id").fetchall()
+    con.execute("BEGIN")
+    market_model_sql(con, returns_table="returns", pairs_table="pairs",
+                     car_windows=((0, 1),), exclusions_table="exclusions")
+    sql = con.sql("SELECT pair_id, status, nobs, alpha, beta, sigma FROM engine_fits "
+                  "ORDER BY pair_id").fetchall()
+    sql_car = con.sql("SELECT pair_id, car, var_car FROM engine_car ORDER BY pair_id").fetchall()
+    market_model(con, returns_table="returns", pairs_table="pairs", tests=False,
+                 car_windows=((0, 1),))
+    plain = con.sql("SELECT nobs FROM engine_fits ORDER BY pair_id").fetchall()
+    # the tests get the exclusions too (their residuals: tests/test_engine_tests.py)
+    seen: list[object] = []
+    real = et.event_tests
+
+    def spy(p: et.PanelArrays, **kw: object) -> object:
+        seen.append(p.exclusions)
+        return real(p, **kw)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(et, "event_tests", spy)
+        market_model(con, returns_table="returns", pairs_table="pairs", car_windows=((0, 0),),
+                     exclusions_table="exclusions")
+    con.execute("ROLLBACK")
+    assert len(seen) == 1 and isinstance(seen[0], Exclusions)
+    assert len(np.unique(seen[0].pair)) == n_ex
+    con.close()
+    assert sum(a[2] < b[0] for a, b in zip(cli, plain, strict=True)) > 1000
+    for a, b in zip(cli, sql, strict=True):
+        assert a[:3] == b[:3]
+        for x, y in zip(a[3:], b[3:], strict=True):
+            assert (x is None and y is None) or abs(x - y) <= 1e-9 * abs(y)
+    for a, b in zip(cli_car, sql_car, strict=True):
+        for x, y in zip(a[1:], b[1:], strict=True):
+            assert (x is None and y is None) or abs(x - y) <= 1e-9 * max(abs(y), 1e-12)
+
+
+def test_exclusions_table_errors(panel: Path, tmp_path: Path) -> None:
+    db = tmp_path / "panel.duckdb"
+    db.write_bytes(panel.read_bytes())
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE bad AS SELECT 999999 AS pair_id, -20 AS rel_lo, -15 AS rel_hi")
+    con.close()
+    before = counts(db)
+    for table, message in (("nope", "has no table 'nope': name it with --exclusions"),
+                           ("bad", "1 rows of bad name a pair_id that is not in pairs")):
+        res = CliRunner().invoke(main, ["engine", "--db", str(db), "--exclusions", table,
+                                        "--no-tests"])
+        assert res.exit_code == 3, res.output
+        assert message in res.output
+        assert counts(db) == before
