@@ -456,57 +456,71 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:
         con.unregister("_eng_in")
 
 
-def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, a_pos: np.ndarray,
-                 b_pos: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Each pair's sums of 1, r', m', r'm', m'^2, r'^2 over its estimation window.
+#: Values (ok pairs x event-window days) per block of the AR and CAR step.
+AR_BLOCK = 1 << 16
+#: Rows of the dense layout per block of whole series in :func:`_window_sums` (its
+#: buffers stay in cache and are reused: fresh memory costs ~2 s per GB to touch here).
+SUM_BLOCK = 1 << 16
 
-    ``ret`` and ``mkt`` are the dense returns (NaN at gaps), ``span`` the tickers'
-    session counts in layout order; the window of a pair is the sessions after
-    dense index ``a_pos - 1`` up to ``b_pos - 1`` (``a_pos == b_pos`` is empty).
-    Quantities are centred per ticker on their mean over its usable sessions
+
+def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.ndarray,
+                 a_pos: np.ndarray, b_pos: np.ndarray
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sums of 1, r', m', r'm', m'^2, r'^2 over sessions ``a_pos .. b_pos - 1`` of the layout.
+
+    ``ret`` and ``mkt`` are the dense returns (NaN at gaps), ``span`` the series'
+    session counts in layout order; query ``k`` (a pair's estimation window, or one
+    run of its exclusions) lies in series ``q_tid[k]`` and sums the sessions from
+    dense index ``a_pos[k]`` up to ``b_pos[k] - 1`` (``a_pos == b_pos`` is empty).
+    Quantities are centred per series on their mean over its usable sessions
     (``mu``, keyed ``r m rm mm rr``), so the running sums stay small and their
     differences lose little; the caller adds ``n * mu`` back for the quadratic ones.
-    Two threads (numpy releases the GIL) each run three running sums in one buffer.
+
+    The layout is processed in blocks of whole series (:data:`SUM_BLOCK` rows), in
+    two threads: a block's running sums start at 0, and a query's sums are the
+    differences of its block's running sums at its bounds.
     """
-    total = len(ret)
-    usable = np.isfinite(ret) & np.isfinite(mkt)
-    starts = np.concatenate([[0], np.cumsum(span)[:-1]]).astype(np.int64)
-    row_tid = np.repeat(np.arange(len(span), dtype=np.int32), span)
-    cnt = np.maximum(np.bincount(row_tid, weights=usable, minlength=len(span)), 1.0)
-    mu: dict[str, np.ndarray] = {}
-
-    def centre(x: np.ndarray, name: str, tmp: np.ndarray) -> None:
-        mu[name] = np.add.reduceat(x, starts) / cnt
-        np.take(mu[name], row_tid, out=tmp)
-        np.multiply(tmp, usable, out=tmp)
-        np.subtract(x, tmp, out=x)
-
-    tmp0 = np.empty(total)
-    r_c = np.where(usable, ret, 0.0)
-    m_c = np.where(usable, mkt, 0.0)
-    centre(r_c, "r", tmp0)
-    centre(m_c, "m", tmp0)
-    products = {"rm": (r_c, m_c), "mm": (m_c, m_c), "rr": (r_c, r_c)}
+    n_t = len(span)
+    starts = np.cumsum(span) - span
+    block_of = (np.cumsum(span) - 1) // SUM_BLOCK  # non-decreasing over the series
+    first_t = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]])
+    bounds_t = np.append(first_t, n_t)
+    block_id = np.repeat(np.arange(len(first_t)), np.diff(bounds_t))
+    q_block = block_id[q_tid]
+    order = np.argsort(q_block, kind="stable")
+    q_bounds = np.searchsorted(q_block[order], np.arange(len(first_t) + 1))
     out = np.empty((6, len(a_pos)))
-    order = ("n", "r", "m", "rm", "mm", "rr")
+    mu = {k: np.zeros(n_t) for k in ("r", "m", "rm", "mm", "rr")}
 
-    def run(names: tuple[str, ...], tmp: np.ndarray) -> None:
-        own = np.zeros(total + 1)
-        x = own[1:]
-        for name in names:
-            if name == "n":
-                x[:] = usable
-            elif name in ("r", "m"):
-                x[:] = r_c if name == "r" else m_c
-            else:
-                np.multiply(*products[name], out=x)
-                centre(x, name, tmp)
-            own[0] = 0.0
-            np.cumsum(own, out=own)
-            np.subtract(own[b_pos], own[a_pos], out=out[order.index(name)])
+    def block(i: int) -> None:
+        t0, t1 = int(bounds_t[i]), int(bounds_t[i + 1])
+        s0 = int(starts[t0])
+        s1 = int(starts[t1 - 1] + span[t1 - 1])
+        seg = starts[t0:t1] - s0
+        row = np.repeat(np.arange(t1 - t0), span[t0:t1])
+        r, m = ret[s0:s1], mkt[s0:s1]
+        usable = np.isfinite(r) & np.isfinite(m)
+        cnt = np.maximum(np.add.reduceat(usable.astype(np.float64), seg), 1.0)
+
+        def centre(x: np.ndarray, name: str) -> np.ndarray:
+            mu_b = np.add.reduceat(x, seg) / cnt
+            mu[name][t0:t1] = mu_b
+            x -= mu_b[row] * usable
+            return x
+
+        r_c = centre(np.where(usable, r, 0.0), "r")
+        m_c = centre(np.where(usable, m, 0.0), "m")
+        q = order[q_bounds[i]:q_bounds[i + 1]]
+        qa, qb = a_pos[q] - s0, b_pos[q] - s0
+        run = np.zeros(s1 - s0 + 1)
+        for k, x in enumerate((usable.astype(np.float64), r_c, m_c,
+                               centre(r_c * m_c, "rm"), centre(m_c * m_c, "mm"),
+                               centre(r_c * r_c, "rr"))):
+            np.cumsum(x, out=run[1:])
+            out[k, q] = run[qb] - run[qa]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(run, (("n", "rm", "mm"), ("r", "m", "rr")), (tmp0, np.empty(total))))
+        list(pool.map(block, range(len(first_t))))
     return out, mu
 
 
@@ -575,10 +589,11 @@ class DenseModel:
     variance), ``r2``, ``rbar_m`` (mean benchmark return over the used sessions),
     ``s_mm`` (sum of squared deviations of the benchmark), NaN unless ok.
     Per ok pair (rows of ``okp``) and event-window day (``rel``): ``inside`` (the
-    session is in the series' span), ``ret``, ``mkt``, ``ar``, ``var_ar`` (NaN at
-    gaps). ``cars``: per CAR window, per pair ``n_days``, ``status`` (0 ok, 1
-    incomplete, 2 no fit), ``reason`` (index into the reasons), ``df``, ``car``,
-    ``var_car``, ``t``. ``exclusions``: the merged exclusions used.
+    session is in the series' span), ``mkt`` (benchmark return), ``ar``, ``var_ar``
+    (NaN at gaps). ``cars``: columns of one row per pair and CAR window, pair-major
+    (row ``pair * windows + window``): ``window_start``, ``window_end``, ``n_days``,
+    ``status`` (0 ok, 1 incomplete, 2 no fit), ``reason`` (index into the reasons),
+    ``df``, ``car``, ``var_car``, ``t``. ``exclusions``: the merged exclusions used.
     """
 
     status: npt.NDArray[np.int64]
@@ -592,11 +607,10 @@ class DenseModel:
     okp: npt.NDArray[np.int64]
     rel: npt.NDArray[np.int64]
     inside: npt.NDArray[np.bool_]
-    ret: npt.NDArray[np.float64]
     mkt: npt.NDArray[np.float64]
     ar: npt.NDArray[np.float64]
     var_ar: npt.NDArray[np.float64]
-    cars: list[dict[str, np.ndarray]]
+    cars: dict[str, np.ndarray]
     exclusions: Exclusions | None
 
     @property
@@ -680,21 +694,21 @@ def dense_market_model(
         a_idx = np.maximum(day0 + rel_lo, 0) - 1
         b_idx = np.minimum(day0 + rel_hi, top)
         nonempty = keep & (b_idx > a_idx)
-        return (np.where(nonempty, at + a_idx + 1, 0), np.where(nonempty, at + b_idx + 1, 0))
+        return (np.where(nonempty, at + a_idx + 1, at), np.where(nonempty, at + b_idx + 1, at))
 
     a_pos, b_pos = bounds(d0, e0, e1, has, pos0, last)
     ex = exclusions.merged((e0, e1)) if exclusions is not None else None
     if ex is not None and len(ex.pair):
         xa, xb = bounds(d0[ex.pair], ex.lo, ex.hi, has[ex.pair], pos0[ex.pair],
                         last[ex.pair])
-        s_all, mu = _window_sums(ret, mkt, span, np.concatenate([a_pos, xa]),
-                                 np.concatenate([b_pos, xb]))
+        s_all, mu = _window_sums(ret, mkt, span, np.concatenate([tid, tid[ex.pair]]),
+                                 np.concatenate([a_pos, xa]), np.concatenate([b_pos, xb]))
         s = s_all[:, :n_pairs].copy()
         for k in range(6):
             s[k] -= np.bincount(ex.pair, weights=s_all[k, n_pairs:], minlength=n_pairs)
         del s_all
     else:
-        s, mu = _window_sums(ret, mkt, span, a_pos, b_pos)
+        s, mu = _window_sums(ret, mkt, span, tid, a_pos, b_pos)
     del a_pos, b_pos
     done("running sums")
 
@@ -727,71 +741,87 @@ def dense_market_model(
     del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
     done("fits")
 
-    # event-window ARs on the sessions inside each ok pair's span
+    # event-window ARs and CARs, in blocks of ok pairs (cache-sized temporaries, reused;
+    # two threads): the CARs are differences of cumulative sums along the event window
     rel = np.arange(v0, v1 + 1, dtype=np.int64)
     okp = np.flatnonzero(ok)
-    idx = d0[okp, None] + rel[None, :]
-    inside = (idx >= 0) & (idx <= last[okp, None])
-    gpos = idx + pos0[okp, None]
-    np.copyto(gpos, 0, where=~inside)
-    del idx
-    r_ev = ret[gpos]
-    m_ev = mkt[gpos]
-    del gpos
-    r_ev[~inside] = np.nan
-    m_ev[~inside] = np.nan
-    ar = r_ev - (alpha[okp, None] + beta[okp, None] * m_ev)
-    var_ar = m_ev - rbar_m[okp, None]
-    var_ar *= var_ar
-    var_ar /= s_mm_c[okp, None]
-    var_ar += 1.0 + 1.0 / nobs[okp, None]
-    var_ar *= s2[okp, None]
-    var_ar[~np.isfinite(ar)] = np.nan
+    n_ok, n_rel, nw = len(okp), len(rel), len(windows)
+    inside = np.empty((n_ok, n_rel), dtype=bool)
+    m_ev = np.empty((n_ok, n_rel))
+    ar = np.empty((n_ok, n_rel))
+    var_ar = np.empty((n_ok, n_rel))
+    # CAR columns, pair-major (row = pair * windows + window); not-ok pairs: no_fit
+    cars: dict[str, np.ndarray] = {
+        "window_start": np.tile(np.array([w[0] for w in windows], np.int32), n_pairs),
+        "window_end": np.tile(np.array([w[1] for w in windows], np.int32), n_pairs),
+        "n_days": np.zeros(n_pairs * nw, np.int64),
+        "status": np.full(n_pairs * nw, 2, np.int64),
+        "reason": np.repeat(2 + status, nw),
+        "df": np.repeat(nobs - K, nw),
+        "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan),
+        "t": np.full(n_pairs * nw, np.nan)}
+    view = {k: v.reshape(n_pairs, nw) for k, v in cars.items()}
+    rows_per_block = max(1, AR_BLOCK // (n_rel + 1))
+
+    def ar_block(j0: int) -> None:
+        sl = slice(j0, min(j0 + rows_per_block, n_ok))
+        pp = okp[sl]
+        idx = d0[pp, None] + rel[None, :]
+        ins = inside[sl]
+        np.greater_equal(idx, 0, out=ins)
+        ins &= idx <= last[pp, None]
+        idx += pos0[pp, None]
+        np.copyto(idx, 0, where=~ins)
+        r = ret[idx]
+        m = m_ev[sl]
+        np.take(mkt, idx, out=m)
+        r[~ins] = np.nan
+        m[~ins] = np.nan
+        a_ = ar[sl]
+        np.multiply(beta[pp, None], m, out=a_)
+        a_ += alpha[pp, None]
+        np.subtract(r, a_, out=a_)
+        va = var_ar[sl]
+        np.subtract(m, rbar_m[pp, None], out=va)
+        va *= va
+        va /= s_mm_c[pp, None]
+        va += 1.0 + 1.0 / nobs[pp, None]
+        va *= s2[pp, None]
+        have = np.isfinite(a_)
+        va[~have] = np.nan
+        k = len(pp)
+
+        def cum(x: np.ndarray) -> np.ndarray:
+            c = np.zeros((k, n_rel + 1), dtype=x.dtype)
+            np.cumsum(x, axis=1, out=c[:, 1:])
+            return c
+
+        c_in = cum(ins.astype(np.int32))
+        c_have = cum(have.astype(np.int32))
+        c_ar = cum(np.where(have, a_, 0.0))
+        c_m = cum(np.where(np.isfinite(m), m, 0.0))
+        for w, (wa, wb) in enumerate(windows):
+            length = wb - wa + 1
+            i, j = wa - v0, wb - v0 + 1
+            ns = c_in[:, j] - c_in[:, i]
+            full = (ns == length) & (c_have[:, j] - c_have[:, i] == length)
+            view["n_days"][pp, w] = ns
+            view["status"][pp, w] = np.where(full, 0, 1)
+            view["reason"][pp, w] = np.where(full, 0, np.where(ns < length, 1, 2))
+            c = c_ar[:, j] - c_ar[:, i]
+            dev = (c_m[:, j] - c_m[:, i]) - length * rbar_m[pp]
+            v = s2[pp] * (length + length * length / nobs[pp] + dev * dev / s_mm_c[pp])
+            view["car"][pp, w] = np.where(full, c, np.nan)
+            view["var_car"][pp, w] = np.where(full, v, np.nan)
+            view["t"][pp, w] = np.where(full, c / np.sqrt(v), np.nan)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(ar_block, range(0, n_ok, rows_per_block)))
     done("abnormal returns")
-
-    # CARs: cumulative sums along the event window, a window is a difference
-    have_ar = np.isfinite(ar)
-    n_ok = len(okp)
-    n_rel = len(rel)
-
-    def cum(x: np.ndarray) -> np.ndarray:
-        out = np.zeros((n_ok, n_rel + 1), dtype=x.dtype)
-        np.cumsum(x, axis=1, out=out[:, 1:])
-        return out
-
-    c_in = cum(inside.astype(np.int32))
-    c_have = cum(have_ar.astype(np.int32))
-    c_ar = cum(np.where(have_ar, ar, 0.0))
-    c_m = cum(np.where(inside & np.isfinite(m_ev), m_ev, 0.0))
-    blocks: list[dict[str, np.ndarray]] = []
-    for a, b in windows:
-        length = b - a + 1
-        i, j = a - v0, b - v0 + 1
-        ns = np.zeros(n_pairs, dtype=np.int64)
-        na = np.zeros(n_pairs, dtype=np.int64)
-        ns[okp] = c_in[:, j] - c_in[:, i]
-        na[okp] = c_have[:, j] - c_have[:, i]
-        c = np.full(n_pairs, np.nan)
-        sm = np.full(n_pairs, np.nan)
-        c[okp] = c_ar[:, j] - c_ar[:, i]
-        sm[okp] = c_m[:, j] - c_m[:, i]
-        st = np.where(~ok, 2, np.where((ns < length) | (na < length), 1, 0))
-        why = np.where(~ok, 2 + status, np.where(ns < length, 1, np.where(na < length, 2, 0)))
-        good = st == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = sm - length * rbar_m
-            v = s2 * (length + length * length / nobs + dev * dev / s_mm_c)
-            t = c / np.sqrt(v)
-        blocks.append({"window_start": np.full(n_pairs, a, np.int32),
-                       "window_end": np.full(n_pairs, b, np.int32), "n_days": ns,
-                       "status": st, "reason": why, "df": nobs - K,
-                       "car": np.where(good, c, np.nan), "var_car": np.where(good, v, np.nan),
-                       "t": np.where(good, t, np.nan)})
-    del c_in, c_have, c_ar, c_m, have_ar
     done("CARs")
     return DenseModel(status=status, nobs=nobs, alpha=alpha, beta=beta, s2=s2, r2=r2,
-                      rbar_m=rbar_m, s_mm=s_mm_c, okp=okp, rel=rel, inside=inside, ret=r_ev,
-                      mkt=m_ev, ar=ar, var_ar=var_ar, cars=blocks, exclusions=ex)
+                      rbar_m=rbar_m, s_mm=s_mm_c, okp=okp, rel=rel, inside=inside,
+                      mkt=m_ev, ar=ar, var_ar=var_ar, cars=cars, exclusions=ex)
 
 
 def _read_exclusions(con: duckdb.DuckDBPyConnection, table: str, pairs_table: str,
@@ -958,7 +988,7 @@ def market_model(
     rbar_m, s_mm_c, ok, okp, rel, inside = m.rbar_m, m.s_mm, m.ok, m.okp, m.rel, m.inside
     ar, var_ar = m.ar, m.var_ar
     n_ok, n_rel = len(okp), len(rel)
-    blocks = m.cars
+    cars = m.cars
 
     # 7. the per-event tests
     test_tbl: pa.Table | None = None
@@ -1003,18 +1033,15 @@ def market_model(
     del m, ar, var_ar
     step("write ARs")
     nw = len(windows)
-    order = np.arange(n_pairs * nw).reshape(nw, n_pairs).T.ravel()  # pair-major rows
-
-    def col(name: str) -> np.ndarray:
-        return np.concatenate([bl[name] for bl in blocks])[order]
-
-    st_all = col("status")
+    st_all = cars["status"]
     _write(con, "engine_car", pa.table({
-        "pair_id": pa.array(np.repeat(pair_ids, nw)), "window_start": pa.array(col("window_start")),
-        "window_end": pa.array(col("window_end")), "n_days": pa.array(col("n_days")),
-        "status": _dict(st_all, _CAR_STATUS), "reason": _dict(col("reason"), _CAR_REASON),
-        "df": pa.array(col("df"), mask=st_all != 0), "car": _nullable(col("car")),
-        "var_car": _nullable(col("var_car")), "t": _nullable(col("t"))}))
+        "pair_id": pa.array(np.repeat(pair_ids, nw)),
+        "window_start": pa.array(cars["window_start"]),
+        "window_end": pa.array(cars["window_end"]), "n_days": pa.array(cars["n_days"]),
+        "status": _dict(st_all, _CAR_STATUS), "reason": _dict(cars["reason"], _CAR_REASON),
+        "df": pa.array(cars["df"], mask=st_all != 0), "car": _nullable(cars["car"]),
+        "var_car": _nullable(cars["var_car"]), "t": _nullable(cars["t"])}))
+    del cars
     step("write CARs")
     if test_tbl is not None:
         _write(con, "engine_tests", test_tbl)
@@ -1113,8 +1140,9 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
                 ev_ar=m.ar[r][inside], ev_cov=m.ar_cov(r)[np.ix_(inside, inside)],
                 params=(alpha, beta), param_names=("alpha", "beta"))
         cars: dict[tuple[int, int], tuple[float, float] | None] = {}
-        for w, block in zip(windows, m.cars, strict=True):
-            cars[w] = ((float(block["car"][i]), float(block["var_car"][i]))
-                       if int(block["status"][i]) == 0 else None)
+        for w_i, w in enumerate(windows):
+            row = i * len(windows) + w_i
+            cars[w] = ((float(m.cars["car"][row]), float(m.cars["var_car"][row]))
+                       if int(m.cars["status"][row]) == 0 else None)
         out.append(SeriesFit(f, "", cars))
     return out
