@@ -444,14 +444,23 @@ def _nullable(x: np.ndarray) -> pa.Array:
     return pa.array(x, from_pandas=True)
 
 
-def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:
-    """Replace table ``name`` with ``tbl``; dictionary columns become VARCHAR."""
-    casts = [f'"{f.name}"::VARCHAR AS "{f.name}"' for f in tbl.schema
-             if pa.types.is_dictionary(f.type)]
-    repl = f" REPLACE ({', '.join(casts)})" if casts else ""
+def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
+           nan_to_null: Sequence[str] = (), where: str | None = None) -> None:
+    """Replace table ``name`` with ``tbl``; dictionary columns become VARCHAR.
+
+    The columns of ``nan_to_null`` store NaN as NULL, and only the rows whose boolean
+    column ``where`` is true are kept (that column is left out): DuckDB does both in
+    its own threads, without copies of the arrays in numpy.
+    """
+    repl = [f'"{f.name}"::VARCHAR AS "{f.name}"' for f in tbl.schema
+            if pa.types.is_dictionary(f.type)]
+    repl += ["nullif(\"" + c + "\", 'NaN'::DOUBLE) AS \"" + c + "\"" for c in nan_to_null]
+    sel = "*" + (f' EXCLUDE ("{where}")' if where else "")
+    sel += f" REPLACE ({', '.join(repl)})" if repl else ""
     con.register("_eng_in", tbl)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT *{repl} FROM _eng_in")
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {sel} FROM _eng_in"
+                    + (f' WHERE "{where}"' if where else ""))
     finally:
         con.unregister("_eng_in")
 
@@ -1020,16 +1029,12 @@ def market_model(
         "r2": _nullable(r2), "rbar_m": _nullable(rbar_m), "s_mm": _nullable(s_mm_c)}
     _write(con, "engine_fits", pa.table(fit_cols))
     step("write fits")
-    if bool(inside.all()):
-        keep: np.ndarray | slice = slice(None)
-        n_ar = n_ok * n_rel
-    else:
-        keep = inside.ravel()
-        n_ar = int(np.count_nonzero(keep))
+    n_ar = int(np.count_nonzero(inside))
     _write(con, "engine_ar", pa.table({
-        "pair_id": pa.array(np.repeat(pair_ids[okp], n_rel)[keep]),
-        "rel_day": pa.array(np.tile(rel.astype(np.int32), n_ok)[keep]),
-        "ar": _nullable(ar.ravel()[keep]), "var_ar": _nullable(var_ar.ravel()[keep])}))
+        "pair_id": pa.array(np.repeat(pair_ids[okp], n_rel)),
+        "rel_day": pa.array(np.tile(rel.astype(np.int32), n_ok)),
+        "ar": pa.array(ar.ravel()), "var_ar": pa.array(var_ar.ravel()),
+        "inside": pa.array(inside.ravel())}), nan_to_null=("ar", "var_ar"), where="inside")
     del m, ar, var_ar
     step("write ARs")
     nw = len(windows)
@@ -1039,8 +1044,9 @@ def market_model(
         "window_start": pa.array(cars["window_start"]),
         "window_end": pa.array(cars["window_end"]), "n_days": pa.array(cars["n_days"]),
         "status": _dict(st_all, _CAR_STATUS), "reason": _dict(cars["reason"], _CAR_REASON),
-        "df": pa.array(cars["df"], mask=st_all != 0), "car": _nullable(cars["car"]),
-        "var_car": _nullable(cars["var_car"]), "t": _nullable(cars["t"])}))
+        "df": pa.array(cars["df"], mask=st_all != 0), "car": pa.array(cars["car"]),
+        "var_car": pa.array(cars["var_car"]), "t": pa.array(cars["t"])}),
+        nan_to_null=("car", "var_car", "t"))
     del cars
     step("write CARs")
     if test_tbl is not None:
