@@ -5,6 +5,11 @@ returns a :class:`StudyRun` of canonical frames; :mod:`impact.storage` writes it
 to DuckDB in one transaction, and :mod:`impact.report` renders it from there.
 Nothing is written before everything has been computed and validated, so a
 failure leaves the database as it was.
+
+The market model of every event-security pair is fitted at once by the set-based
+engine (:func:`impact.engine.fit_series`, the core of ``impact engine``), with the
+estimation-window exclusions; the other models pair by pair
+(:func:`impact.estimation.fit`).
 """
 
 from __future__ import annotations
