@@ -439,11 +439,6 @@ def _dict(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names))
 
 
-def _nullable(x: np.ndarray) -> pa.Array:
-    """A float column with NaN stored as NULL."""
-    return pa.array(x, from_pandas=True)
-
-
 def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
            nan_to_null: Sequence[str] = (), where: str | None = None) -> None:
     """Replace table ``name`` with ``tbl``; dictionary columns become VARCHAR.
@@ -452,15 +447,15 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
     column ``where`` is true are kept (that column is left out): DuckDB does both in
     its own threads, without copies of the arrays in numpy.
     """
-    repl = [f'"{f.name}"::VARCHAR AS "{f.name}"' for f in tbl.schema
+    repl = [f"{_ident(f.name)}::VARCHAR AS {_ident(f.name)}" for f in tbl.schema
             if pa.types.is_dictionary(f.type)]
-    repl += ["nullif(\"" + c + "\", 'NaN'::DOUBLE) AS \"" + c + "\"" for c in nan_to_null]
-    sel = "*" + (f' EXCLUDE ("{where}")' if where else "")
+    repl += [f"nullif({_ident(c)}, 'NaN'::DOUBLE) AS {_ident(c)}" for c in nan_to_null]
+    sel = "*" + (f" EXCLUDE ({_ident(where)})" if where else "")
     sel += f" REPLACE ({', '.join(repl)})" if repl else ""
     con.register("_eng_in", tbl)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {sel} FROM _eng_in"
-                    + (f' WHERE "{where}"' if where else ""))
+                    + (f" WHERE {_ident(where)}" if where else ""))
     finally:
         con.unregister("_eng_in")
 
@@ -842,12 +837,12 @@ def _read_exclusions(con: duckdb.DuckDBPyConnection, table: str, pairs_table: st
                                    AND rel_hi IS NOT NULL
     """).fetchnumpy()
     xp = np.asarray(x["pair_id"], dtype=np.int64)
-    k = np.minimum(np.searchsorted(pair_ids, xp), max(len(pair_ids) - 1, 0))
-    unknown = (~np.isin(xp, pair_ids)) if not len(pair_ids) else pair_ids[k] != xp
+    unknown = ~np.isin(xp, pair_ids)
     if unknown.any():
         raise ValueError(f"{int(unknown.sum())} rows of {table} name a pair_id that is not in "
                          f"{pairs_table} (e.g. {int(xp[unknown][0])})")
-    pair, lo = k.astype(np.int64), np.asarray(x["rel_lo"], dtype=np.int64)
+    pair = np.searchsorted(pair_ids, xp).astype(np.int64)  # pair_ids are sorted
+    lo = np.asarray(x["rel_lo"], dtype=np.int64)
     hi = np.asarray(x["rel_hi"], dtype=np.int64)
     if more is not None:
         pair, lo, hi = (np.concatenate([more.pair, pair]), np.concatenate([more.lo, lo]),
@@ -1025,9 +1020,10 @@ def market_model(
                                                  pa.array(names, pa.string())),
         "day0_idx": pa.array(d0.astype(np.int32)),
         "status": _dict(status, _FIT_STATUS), "nobs": pa.array(nobs),
-        "alpha": _nullable(alpha), "beta": _nullable(beta), "sigma": _nullable(np.sqrt(s2)),
-        "r2": _nullable(r2), "rbar_m": _nullable(rbar_m), "s_mm": _nullable(s_mm_c)}
-    _write(con, "engine_fits", pa.table(fit_cols))
+        "alpha": pa.array(alpha), "beta": pa.array(beta), "sigma": pa.array(np.sqrt(s2)),
+        "r2": pa.array(r2), "rbar_m": pa.array(rbar_m), "s_mm": pa.array(s_mm_c)}
+    _write(con, "engine_fits", pa.table(fit_cols),
+           nan_to_null=("alpha", "beta", "sigma", "r2", "rbar_m", "s_mm"))
     step("write fits")
     n_ar = int(np.count_nonzero(inside))
     _write(con, "engine_ar", pa.table({

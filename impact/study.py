@@ -32,7 +32,17 @@ from impact.calendars import Alignment, Sessions, align, align_factor, exchange_
 from impact.catalog import Event, Study
 from impact.engine import SeriesFit, fit_series
 from impact.errors import DataError
-from impact.estimation import CarResult, EventSeries, Fit, car, fit, sq_pvalue, t_pvalue
+from impact.estimation import (
+    CarResult,
+    EventSeries,
+    Fit,
+    ModelSpec,
+    builtin,
+    car,
+    fit,
+    sq_pvalue,
+    t_pvalue,
+)
 from impact.returns import compute_returns
 from impact.sources import PriceSource
 
@@ -279,7 +289,7 @@ def compute_study(
                            "est_window_end": sess.dates[i0 + w.estimation[1]],
                            "n_excluded": int(excluded.sum())}
             jobs.append(_Job(event_id, sec.ticker, ex, str(sec.benchmark), series, window_info,
-                             others_in_window, dates))
+                             others_in_window))
 
     # the market model of every pair at once, through the set-based engine (impact.engine);
     # the other models pair by pair (impact.estimation.fit)
@@ -299,12 +309,7 @@ def compute_study(
             spec = study.model_specs[model]
             sf = engine_fits.get((j.event_id, j.ticker)) if spec.kind == "market" else None
             try:
-                if sf is not None:
-                    if sf.fit is None:
-                        raise ValueError(sf.error)
-                    f = dataclasses.replace(sf.fit, model=spec.name)
-                else:
-                    f = fit(j.series, spec, w.estimation, w.event)
+                f = _fit(j.series, spec, w.estimation, w.event, sf)
             except ValueError as exc:
                 raise DataError(
                     f"cannot fit the {model} model for '{j.ticker}', event '{j.event_id}': "
@@ -339,7 +344,7 @@ def compute_study(
         if j.event_id == study.primary_event and sec.sensitivity:
             sens_rows += _sensitivity(j.event_id, j.ticker,
                                       [j.benchmark, *sec.sensitivity], j.series,
-                                      j.dates, ret_lookup, w.estimation, w.event, w.car,
+                                      j.series.dates, ret_lookup, w.estimation, w.event, w.car,
                                       reference)
 
     say("testing: cross-sectional tests, aggregates and event-dummy regressions")
@@ -414,7 +419,19 @@ class _Job:
     series: EventSeries
     window_info: dict[str, Any]
     others_in_window: dict[str, int]
-    dates: tuple[date, ...]
+
+
+def _fit(series: EventSeries, spec: ModelSpec, estimation: tuple[int, int],
+         event: tuple[int, int], sf: SeriesFit | None) -> Fit:
+    """The engine's fit when it made one (``sf``), else :func:`impact.estimation.fit`.
+
+    Raises ``ValueError`` with the reference's message when the fit fails either way.
+    """
+    if sf is None:
+        return fit(series, spec, estimation, event)
+    if sf.fit is None:
+        raise ValueError(sf.error)
+    return dataclasses.replace(sf.fit, model=spec.name)
 
 
 def _car(f: Fit, window: tuple[int, int], sf: SeriesFit | None) -> CarResult:
@@ -561,12 +578,7 @@ def _sensitivity(event_id: str, ticker: str, benchmarks: list[str], series: Even
     rows = []
     for b, alt, sf in zip(benchmarks, alts, engine, strict=True):
         try:
-            if sf is not None:
-                if sf.fit is None:
-                    raise ValueError(sf.error)
-                f = sf.fit
-            else:
-                f = fit(alt, "market", estimation, event)
+            f = _fit(alt, builtin("market"), estimation, event, sf)
         except ValueError as exc:
             raise DataError(f"cannot fit '{ticker}' against sensitivity benchmark '{b}': "
                             f"{exc}") from None

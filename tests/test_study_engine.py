@@ -113,11 +113,19 @@ def test_the_engine_leaves_out_other_events_windows(both: tuple[StudyRun, StudyR
 
 
 def test_published_facts_through_the_engine(both: tuple[StudyRun, StudyRun]) -> None:
-    """NVDA's day 0 return on 2025-01-27 and SK Hynix's on 2025-01-31 (the case's facts)."""
+    """Day 0 of the engine's rows is the published shock, and its AR is ret - expected.
+
+    NVDA fell 16.97% on 2025-01-27, SK Hynix 9.86% on 2025-01-31 (KRX shut in between).
+    """
     engine, _ = both
     ar = engine.abnormal_returns.filter((pl.col("model") == "market")
                                         & (pl.col("event_id") == "deepseek-app-store")
                                         & (pl.col("rel_day") == 0))
-    ret = dict(zip(ar["ticker"], ar["ret"], strict=True))
-    assert round(ret["NVDA"] * 100, 2) == -16.97
-    assert round(ret["000660.KS"] * 100, 2) == -9.86
+    rows = {r["ticker"]: r for r in ar.iter_rows(named=True)}
+    assert round(rows["NVDA"]["ret"] * 100, 2) == -16.97
+    assert str(rows["NVDA"]["date"]) == "2025-01-27"
+    assert round(rows["000660.KS"]["ret"] * 100, 2) == -9.86
+    assert str(rows["000660.KS"]["date"]) == "2025-01-31"
+    for r in rows.values():  # the engine's AR (its own arithmetic) against the row's parts
+        assert r["ar"] == pytest.approx(r["ret"] - r["expected_ret"], rel=1e-12, abs=1e-15)
+    assert rows["NVDA"]["ar"] < -0.10  # a shock the market model does not explain
