@@ -4,9 +4,9 @@ The per-pair reference is :func:`impact.inference.run_tests` (one call per event
 and window, on the :class:`impact.estimation.Fit` of each of the event's
 securities). :func:`event_tests` computes the same tests for every event of a
 study at once, from the dense return arrays and the per-pair fit results the
-set-based engine holds (:class:`PanelArrays`): the Python loops run over chunks of
-thousands of pairs and over cache-sized batches of events (one event at a time only
-for events of more than ~180 securities), never over pairs or securities.
+set-based engine holds (:class:`PanelArrays`): the Python loop runs over chunks of
+thousands of pairs; inside a chunk the compiled kernels of
+:mod:`impact.engine_kernels` loop over pairs and events.
 
 Tests (names of :data:`impact.inference.TEST_NAMES`): ``t_cs``, ``patell``,
 ``bmp``, ``kp_bmp``, ``gsign``, ``corrado`` (one-day windows) and
@@ -19,34 +19,33 @@ The ``ok`` pairs are sorted by event (inside an event, by their position in the
 input, which is the security order of the reference: "security #i" in a reason
 is the i-th ok pair of the event). Events are processed in chunks of whole events
 of similar size (:data:`CHUNK_ELEMS` gathered values each), on a small thread pool
-(numpy releases the GIL in the heavy operations):
+(the kernels release the GIL; each thread reuses its work arrays from chunk to
+chunk):
 
-1. *Residual pass.* Each pair's returns and benchmark returns from the first
-   gathered day to the last are copied with one fancy index into a sliding-window
-   view of the dense arrays (the estimation window is gathered only when a test
-   needs its residuals); residuals and ARs are ``ret - (alpha + beta mkt)``, NaN at
-   gaps and outside the ticker's span. The CARs, the count of missing ARs and
-   ``sum_W (R_m - Rbar_m)`` of every window are products with a (days x windows)
-   0/1 matrix; ``Var(CAR) = s^2 [L + L^2/L1 + (sum_W (R_m - Rbar_m))^2 / S_mm]``.
-2. *Grouped moments* over each event's used securities: ``np.add.reduceat`` over
-   the sorted pairs (two passes for the standard deviations, like numpy's).
-3. *Ranks* (Corrado). Each pair's estimation residuals and event ARs are ranked
-   exactly with two SIMD sorts and no argsort: the values, with their column index
-   packed into the lowest mantissa bits, are sorted (exact unless two values agree
-   to within those bits: such rows, i.e. ties, are ranked again by a stable argsort
-   with tied values averaged), then the columns, with their sorted position
-   packed in, are sorted back. The rank deviations are summed per (event, day);
-   the securities not used in a window are subtracted. Rank deviations are
-   multiples of 1/2, so every such sum is exact in any order.
-4. *Mean pairwise correlation* (Kolari-Pynnönen), pairwise complete as
-   :func:`impact.inference.mean_pairwise_correlation`: for two securities without
-   a missing estimation-window day the correlation is ``z_i . z_j`` of their
-   standardized residuals, so the sum over all such pairs costs O(N D) per event;
-   the pairs with a security that misses days use the masked sums of
-   :func:`_corr_sums` (O(N_gaps N D)), over events padded to the same size and
-   stacked so that each product is one batched ``matmul``, in cache-sized batches
-   (:data:`CORR_BLOCK`). The mean over a window's used securities is ``u' C u``
-   over the valid correlations ``C``.
+1. *Residual pass* (``kernels.residuals``). Each pair's residuals and ARs
+   ``ret - (alpha + beta mkt)`` from the first gathered day to the last (the
+   estimation window only when a test needs its residuals); NaN at gaps, outside
+   the ticker's span and on excluded sessions.
+2. *Ranks* (Corrado; ``kernels.rank_keys``, ``kernels.rank_dev``). Each pair's
+   estimation residuals and event ARs are ranked exactly with one SIMD sort and no
+   argsort: the values, mapped to order-preserving integers with their column in the
+   lowest bits, are sorted by numpy; the sorted position of each column is its
+   rank (exact unless two values agree to within those bits: such rows, i.e. ties,
+   are ranked again by a stable argsort with tied values averaged).
+3. *Per-event sums* (``kernels.event_sums``), one pass per event: per window the
+   used securities (every AR of the window present), the CARs and
+   ``Var(CAR) = s^2 [L + L^2/L1 + (sum_W (R_m - Rbar_m))^2 / S_mm]``, their sums and
+   squared deviations (two passes, like numpy's standard deviations), the shares of
+   positive estimation-window residuals, and the rank deviations summed per day
+   (those of all the event's pairs, less those not used in the window: rank
+   deviations are multiples of 1/2, so every such sum is exact in any order).
+4. *Mean pairwise correlation* (Kolari-Pynnönen; ``kernels.corr_event``), pairwise
+   complete as :func:`impact.inference.mean_pairwise_correlation`: for two
+   securities without a missing estimation-window day the correlation is
+   ``z_i . z_j`` of their standardized residuals, so the sum over all such pairs
+   costs O(N D) per event; a pair with a security that misses days takes
+   ``x_i . x_j`` from one BLAS product per event (O(N_gaps N D)) and its sums
+   corrected for the other's missing days.
 
 The results differ from the reference by rounding only (the rank statistics not
 at all); see ``tests/test_engine_tests.py``.
@@ -56,11 +55,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +68,7 @@ import polars as pl
 from scipy import special
 from threadpoolctl import threadpool_limits
 
+from impact import engine_kernels as kernels
 from impact.engine import Exclusions, check_window
 
 __all__ = ["ENGINE_TESTS", "PanelArrays", "event_tests"]
@@ -75,7 +76,6 @@ __all__ = ["ENGINE_TESTS", "PanelArrays", "event_tests"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-_S = TypeVar("_S", bound=np.generic)
 
 #: The tests :func:`event_tests` computes, in its default order.
 ENGINE_TESTS: tuple[str, ...] = ("t_cs", "patell", "bmp", "kp_bmp", "gsign", "corrado",
@@ -88,12 +88,6 @@ _DIST: dict[str, str] = {"t_cs": "t", "patell": "normal", "bmp": "t", "kp_bmp": 
 #: Gathered values (pairs x days) per chunk of whole events (an event larger than
 #: that is a chunk of its own).
 CHUNK_ELEMS = 1 << 19
-#: Elements of one (events x rows x securities) correlation temporary (cache-sized);
-#: events are batched, or processed in blocks of rows, to stay near it.
-CORR_BLOCK = 1 << 15
-#: Use the sparse sums for the missing values when they are fewer than
-#: 1/SPARSE_RATIO of (securities x days with a missing value) of an event batch.
-SPARSE_RATIO = 25
 #: Threads over chunks (1: no pool).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: While the pool runs, limit numpy's OpenBLAS to one thread per caller (its own
@@ -102,8 +96,7 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: restored afterwards. No effect when numpy's BLAS is not its bundled OpenBLAS.
 PIN_BLAS = True
 
-_BIG = np.finfo(np.float64).max
-_NONE = np.iinfo(np.int64).max
+_NONE = kernels.NONE
 
 _NO_SECURITIES = "no securities"
 _NO_COMPLETE = "no security has an abnormal return on every day of the window"
@@ -186,9 +179,6 @@ class _Ctx:
     """Everything a chunk needs: the gathered layout, the pair arrays and what to compute."""
 
     p: PanelArrays
-    swv_ret: FloatArray  # (n + pads - ltot + 1, ltot) sliding-window view
-    swv_mkt: FloatArray
-    pad: int  # NaNs prepended to ret/mkt
     base: int  # relative day of the first gathered column
     ltot: int  # gathered columns
     est_off: int  # column of the first estimation-window day
@@ -233,313 +223,93 @@ class _Out:
     k_sum: FloatArray  # sum of Kbar over the window
 
 
-def _segment_sum(x: npt.NDArray[_S], seg: IntArray) -> npt.NDArray[_S]:
-    """Sums of consecutive row segments starting at ``seg`` (all non-empty)."""
-    out: npt.NDArray[_S] = np.add.reduceat(x, seg, axis=0)
-    return out
+def _rank_bits(cols: int) -> int:
+    """Low key bits that hold a rank column (:func:`impact.engine_kernels.rank_keys`)."""
+    return max(1, (cols - 1).bit_length())
 
 
-def _bincount(idx: npt.NDArray[np.intp], weights: npt.NDArray[Any], size: int) -> FloatArray:
-    """``np.bincount`` with weights (float64), of length ``size``."""
-    out: FloatArray = np.bincount(idx, weights.ravel(), size).astype(np.float64, copy=False)
-    return out
-
-
-def _group_rows(x: npt.NDArray[np.generic], seg: IntArray) -> FloatArray:
-    """Row sums of consecutive groups starting at ``seg``, for values summed exactly.
-
-    The values must be multiples of 1/2 (rank deviations, counts) so that any order of
-    summation gives the same result (``np.add.reduceat`` along the rows is slow).
-    """
-    n = x.shape[0]
-    sizes = np.diff(np.append(seg, n))
-    if sizes.size and np.all(sizes == sizes[0]):
-        out: FloatArray = x.reshape(sizes.size, sizes[0], -1).sum(axis=1, dtype=np.float64)
-        return out
-    ind = np.zeros((sizes.size, n))
-    ind[np.repeat(np.arange(sizes.size), sizes), np.arange(n)] = 1.0
-    out = ind @ x.astype(np.float64, copy=False)
-    return out
-
-
-# --------------------------------------------------------------------------- ranks
-
-
-def _rank_dev(x: FloatArray) -> tuple[FloatArray, BoolArray]:
+def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> tuple[FloatArray, BoolArray]:
     """Rank deviations ``K - (T + 1)/2`` of each row's finite values (0 where not finite).
 
     The ranks are those of ``scipy.stats.rankdata(row, nan_policy="omit")``
     (average ranks for ties) that the reference uses, T the number of finite values of
-    the row.
+    the row: the values' sort keys are sorted by numpy (SIMD) and read back by
+    :func:`impact.engine_kernels.rank_dev`, which ranks rows with ties again exactly.
 
     Parameters
     ----------
     x
-        Matrix (rows x columns), NaN where missing; finite values must be below
-        1e308 in absolute value.
+        Matrix (rows x columns), NaN where missing.
+    cols
+        The columns of ``x`` to rank, in this order (default: all).
 
     Returns
     -------
     (dev, finite)
-        The deviations and ``np.isfinite(x)``.
+        The deviations (rows x ranked columns; a work array of this thread, valid until
+        its next call) and whether each value is finite.
     """
-    cols = x.shape[1]
-    bits = max(1, (cols - 1).bit_length())
-    low = (1 << bits) - 1
-    col = np.arange(cols, dtype=np.int64)
-    fin = np.isfinite(x)
-    t = fin.sum(axis=1)
-    # missing values -> increasing sentinels near the largest double, one per column,
-    # whose high bits all differ (so that they never look tied)
-    top = int(np.array(np.finfo(np.float64).max).view(np.int64)) & ~low
-    sentinel = (top - ((cols - col) << bits)).view(np.float64)
-    v = np.where(fin, x, sentinel)
-    v += 0.0  # -0.0 -> +0.0 (rankdata ties them)
-    # the values with their column in the lowest `bits` mantissa bits, sorted: their order
-    # is exact unless two values agree to within those bits (then the row is redone)
-    key = v.view(np.int64)
-    key &= np.int64(~low)
-    key |= col
-    v.sort(axis=1)
-    near = (key[:, 1:] ^ key[:, :-1]).view(np.uint64) <= np.uint64(low)
-    redo = np.flatnonzero(near.any(axis=1))
-    # the columns with their sorted position packed in, sorted by column: the ranks
-    if 2 * bits <= 16:
-        k2: npt.NDArray[np.unsignedinteger[npt.NBitBase]] = key.astype(np.uint16)
-        k2 &= np.uint16(low)
-        k2 <<= np.uint16(bits)
-        k2 |= col.astype(np.uint16)
-        k2.sort(axis=1)
-        k2 &= np.uint16(low)
-    else:
-        k2 = key.astype(np.uint64)
-        k2 &= np.uint64(low)
-        k2 <<= np.uint64(bits)
-        k2 |= col.astype(np.uint64)
-        k2.sort(axis=1)
-        k2 &= np.uint64(low)
-    dev = k2.astype(np.float64)
-    dev += (1.0 - (t + 1.0) / 2.0)[:, None]
-    dev *= fin
-    if redo.size:
-        exact = _average_ranks(x[redo])
-        exact -= ((t[redo] + 1.0) / 2.0)[:, None]
-        dev[redo] = np.where(fin[redo], exact, 0.0)
-    return dev, fin
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    c = np.arange(x.shape[1], dtype=np.int64) if cols is None else cols
+    bits = _rank_bits(len(c))
+    keys = _scratch("keys", (x.shape[0], len(c)), np.int64)
+    count = _scratch("count", (x.shape[0],), np.int64)
+    kernels.rank_keys(x, c, bits, keys, count)
+    keys.sort(axis=1)
+    dev = _scratch("dev", (x.shape[0], len(c)), np.float64)
+    kernels.rank_dev(keys, count, x, c, bits, dev)
+    return dev, np.isfinite(x[:, c])
 
 
-def _average_ranks(x: FloatArray) -> FloatArray:
-    """Ranks of each row's values, ties averaged (``rankdata`` "average"); junk at NaN."""
-    cols = x.shape[1]
-    order = np.argsort(x, axis=1, kind="stable")  # NaN last
-    xs = np.take_along_axis(x, order, axis=1)
-    pos = np.arange(1, cols + 1, dtype=np.float64)
-    first = np.ones(xs.shape, dtype=bool)  # a value differs from the previous one
-    first[:, 1:] = xs[:, 1:] != xs[:, :-1]
-    last = np.ones(xs.shape, dtype=bool)
-    last[:, :-1] = first[:, 1:]
-    lo = np.maximum.accumulate(np.where(first, pos, 0.0), axis=1)
-    hi = np.minimum.accumulate(np.where(last, pos, np.inf)[:, ::-1], axis=1)[:, ::-1]
-    out = np.empty_like(x)
-    np.put_along_axis(out, order, (lo + hi) / 2.0, axis=1)
-    return out
-
-
-# --------------------------------------------------------------------------- correlations
-
-
-def _corr_sums(x: FloatArray, miss: BoolArray, u: FloatArray, n_days: int
-               ) -> tuple[FloatArray, FloatArray]:
-    """Sums and counts of the valid pairwise correlations among each event's used securities.
+def _corr_sums(x: FloatArray, used: BoolArray) -> tuple[FloatArray, FloatArray]:
+    """Sums and counts of the valid pairwise correlations among one event's used securities.
 
     Parameters
     ----------
     x
-        (B, N, D) estimation-window residuals, 0 where missing (and for padding). In
-        each event the securities with a missing value come first.
-    miss
-        (B, N, D) True where the residual is missing (False for padding).
-    u
-        (B, N, W) 1 where the security is used in the window, else 0.
-    n_days
-        D.
+        (N, D) estimation-window residuals, NaN where missing.
+    used
+        (N, W) the security is used in the window.
 
     Returns
     -------
     (sum, count)
-        (B, W) sums over the ordered pairs i != j of used securities of their
+        (W,) sums over the ordered pairs i != j of used securities of their
         correlation, and the number of such pairs with a valid correlation
         (``impact.inference.mean_pairwise_correlation``, ``min_overlap=3``).
-
-    Notes
-    -----
-    Two securities with no missing day have the correlation ``z_i . z_j`` of their
-    standardized series, so the sum over all such pairs is ``|sum_j z_j|^2 - sum_j
-    |z_j|^2`` (:func:`_complete_sums`). The pairs with a security that misses days use
-    the pairwise-complete sums (:func:`_corr_block`): with ``G`` the 0/1 missing
-    indicator, ``n = D - c_i - c_j + G'G``, ``s = S_i - X'G``, ``q = Q_i - (X^2)'G``,
-    ``p = X'X`` (``c``, ``S``, ``Q``: per-security totals). The products with ``G`` are
-    taken over the days where some security misses (dense), or, when few values are
-    missing, as sums of the rows of ``X`` on each missing value's day (sparse).
     """
-    b, n, _ = x.shape
-    w = u.shape[2]
-    out_sum = np.zeros((b, w))
-    out_cnt = np.zeros((b, w))
-    # events in sub-batches (and rows in blocks) keeping (events x rows x N) temporaries
-    # near CORR_BLOCK elements (cache-sized)
-    bs = max(1, min(n, CORR_BLOCK // max(1, n)))
-    eb = max(1, CORR_BLOCK // max(1, bs * n))
-    for e0 in range(0, b, eb):
-        e1 = min(b, e0 + eb)
-        nb = e1 - e0
-        xb, mb, ub = x[e0:e1], miss[e0:e1], u[e0:e1]
-        tot = (mb.sum(axis=2).astype(np.float64), xb.sum(axis=2),
-               np.einsum("bnd,bnd->bn", xb, xb))
-        gaps = int((tot[0] > 0).sum(axis=1).max())  # securities 0..gaps-1 miss days
-        if gaps < n:  # pairs of securities without a missing day
-            s, k = _complete_sums(xb[:, gaps:], tot[1][:, gaps:], tot[2][:, gaps:],
-                                  ub[:, gaps:], n_days)
-            out_sum[e0:e1] += s
-            out_cnt[e0:e1] += k
-        if not gaps:
-            continue
-        # the rows 0..gaps-1 against all columns; the pairs (complete j, gapped i) are
-        # counted from the row side twice (symmetry)
-        twice = np.concatenate([ub, np.where(np.arange(n)[:, None] >= gaps, ub, 0.0)], axis=2)
-        xt = np.ascontiguousarray(xb.transpose(0, 2, 1))  # (b, D, N)
-        mt = np.ascontiguousarray(mb.transpose(0, 2, 1))
-        row_gap = mt.any(axis=2)
-        r = int(row_gap.sum(axis=1).max())
-        if bs == n and int(tot[0].sum()) * SPARSE_RATIO < gaps * r * nb:
-            # [e, j, i]: sums over the days j misses of g_i, x_i and x_i^2
-            ej_i, d_i = np.divmod(np.flatnonzero(mb), mb.shape[2])
-            rows = xt[ej_i // n, d_i]  # (missing values, N)
-            idx = ((ej_i * n)[:, None] + np.arange(n)).ravel()
-            gg, xg_t, x2g_t = (_bincount(idx, v, nb * n * n).reshape(nb, n, n)
-                               for v in (mt[ej_i // n, d_i], rows, rows * rows))
-            prods = (gg[:, :gaps], xg_t.transpose(0, 2, 1)[:, :gaps],
-                     x2g_t.transpose(0, 2, 1)[:, :gaps])
-            trans = None if gaps == n else (xg_t[:, :gaps], x2g_t[:, :gaps])
-            s, k = _corr_block(xb, tot, twice, n_days, 0, gaps, prods, trans)
-            out_sum[e0:e1] += s[:, :w] + s[:, w:]
-            out_cnt[e0:e1] += k[:, :w] + k[:, w:]
-            continue
-        bi = np.arange(nb)[:, None]
-        order = np.argsort(~row_gap, axis=1, kind="stable")[:, :r]
-        xc = xt[bi, order]  # (b, r, N): the days where some security misses
-        gc = mt[bi, order].astype(np.float64)
-        x2c = xc * xc
-        for i0 in range(0, gaps, bs):
-            i1 = min(gaps, i0 + bs)
-            gt_i = gc[:, :, i0:i1].transpose(0, 2, 1)
-            prods = (gt_i @ gc, xc[:, :, i0:i1].transpose(0, 2, 1) @ gc,
-                     x2c[:, :, i0:i1].transpose(0, 2, 1) @ gc)
-            trans = None if i1 - i0 == n else (gt_i @ xc, gt_i @ x2c)
-            s, k = _corr_block(xb, tot, twice, n_days, i0, i1, prods, trans)
-            out_sum[e0:e1] += s[:, :w] + s[:, w:]
-            out_cnt[e0:e1] += k[:, :w] + k[:, w:]
-    return out_sum, out_cnt
-
-
-def _complete_sums(x: FloatArray, s_tot: FloatArray, q_tot: FloatArray, u: FloatArray,
-                   n_days: int) -> tuple[FloatArray, FloatArray]:
-    """The part of :func:`_corr_sums` of the pairs of securities without a missing day."""
-    b, _, _ = x.shape
-    w = u.shape[2]
-    if n_days < 3:
-        return np.zeros((b, w)), np.zeros((b, w))
-    var = q_tot - s_tot * s_tot / n_days  # the reference's var_i for such a pair
-    good = var > 0
-    z = x - (s_tot / n_days)[:, :, None]
-    z /= np.sqrt(np.where(good, var, 1.0))[:, :, None]
-    wgt = u * good[:, :, None]  # (b, n, W)
-    zsum = z.transpose(0, 2, 1) @ wgt  # (b, D, W)
-    norm2 = np.einsum("bnd,bnd->bn", z, z)
-    total = np.einsum("bdw,bdw->bw", zsum, zsum) - (wgt * norm2[:, :, None]).sum(axis=1)
-    k = wgt.sum(axis=1)
-    return total, k * k - k
-
-
-def _corr_block(x: FloatArray, tot: tuple[FloatArray, FloatArray, FloatArray], u: FloatArray,
-                n_days: int, i0: int, i1: int, prods: tuple[FloatArray, FloatArray, FloatArray],
-                trans: tuple[FloatArray, FloatArray] | None) -> tuple[FloatArray, FloatArray]:
-    """The part of :func:`_corr_sums` of the rows ``i0:i1`` (all columns).
-
-    ``tot`` holds the missing days, sum and sum of squares of each security; ``prods``
-    G'G, X'G and (X^2)'G of the rows ([i, j]: sums over the days j misses of g_i, x_i,
-    x_i^2); ``trans`` (None when the rows are all the columns) their transposed
-    counterparts (sums over the days i misses of x_j, x_j^2).
-    """
-    c, s_tot, q_tot = tot
-    cov = x[:, i0:i1] @ x.transpose(0, 2, 1)  # sum over common days of x_i x_j
-    n_ij = prods[0] + ((n_days - c[:, i0:i1, None]) - c[:, None, :])  # common days
-    s_ij = np.subtract(s_tot[:, i0:i1, None], prods[1])  # sum of x_i over the common days
-    var_i = np.subtract(q_tot[:, i0:i1, None], prods[2])
-    if trans is None:
-        s_ji = s_ij.transpose(0, 2, 1)
-    else:
-        s_ji = s_tot[:, None, :] - trans[0]
-        q_ji = q_tot[:, None, :] - trans[1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        s_n = s_ij / n_ij
-        cov -= s_n * s_ji  # the covariance (times n_ij)
-        s_n *= s_ij
-        var_i -= s_n
-        var_j = var_i.transpose(0, 2, 1) if trans is None else q_ji - s_ji * s_ji / n_ij
-        ok = var_i > 0
-        ok &= var_j > 0
-        if n_days - c[:, i0:i1].max(initial=0.0) - c.max(initial=0.0) < 3:
-            ok &= n_ij >= 3  # else every pair has 3 common days
-        den = var_i * var_j
-        np.sqrt(den, out=den)
-        cov /= den  # the correlations
-        ok &= np.isfinite(cov)
-    diag = np.arange(i0, i1)
-    ok[:, diag - i0, diag] = False
-    cov[~ok] = 0.0
-    half = u[:, i0:i1, : u.shape[2] // 2]  # the rows' own weights, for both halves of u
-    ui = np.concatenate([half, half], axis=2)
-    return (np.einsum("biw,biw->bw", ui, cov @ u),
-            np.einsum("biw,biw->bw", ui, ok.astype(np.float64) @ u))
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n, d = x.shape
+    s = np.zeros(used.shape[1])
+    c = np.zeros(used.shape[1])
+    work = np.full(kernels.corr_work(n, d, used.shape[1]), np.nan)  # NaN: must not be read
+    kernels.corr_event(x, 0, n, 0, d, np.ascontiguousarray(used), s, c, work)
+    return s, c
 
 
 # --------------------------------------------------------------------------- chunks
 
+_SCRATCH = threading.local()
 
-def _residuals(ctx: _Ctx, rows: IntArray) -> tuple[FloatArray, FloatArray]:
-    """Residuals and ARs of the pairs over the gathered days, and event-window benchmarks.
 
-    Returns ``(x, mkt_ev)``: x (pairs, ltot), NaN where ret or mkt is missing or the
-    session is outside the ticker's span; mkt_ev (pairs, event days).
+def _scratch(name: str, shape: tuple[int, ...], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """A work array of this thread, reused from chunk to chunk (contents undefined).
+
+    Fresh memory is slow to touch on some machines (page faults); the chunks' work
+    arrays are about the same size, so each thread keeps one buffer per name.
     """
-    p = ctx.p
-    start = p.day0_pos[rows] + (ctx.base + ctx.pad)
-    ret = ctx.swv_ret[start]  # copies
-    mkt = ctx.swv_mkt[start]
-    lo_k = p.lo_pos[rows] + ctx.pad - start
-    hi_k = p.hi_pos[rows] + ctx.pad - start
-    part = np.flatnonzero((lo_k > 0) | (hi_k < ctx.ltot - 1))
-    if part.size:  # sessions outside the ticker's span belong to other tickers
-        k = np.arange(ctx.ltot)
-        sub = ret[part]
-        sub[(k < lo_k[part, None]) | (k > hi_k[part, None])] = np.nan
-        ret[part] = sub
-    mkt_ev = mkt[:, ctx.ev_off:ctx.ev_off + ctx.n_ev].copy()
-    mkt *= p.beta[rows][:, None]
-    mkt += p.alpha[rows][:, None]
-    ret -= mkt  # ret - (alpha + beta mkt)
-    if ctx.ex_count is not None and ctx.ex_first is not None:
-        cnt = ctx.ex_count[rows]
-        if cnt.any():  # the excluded estimation-window sessions have no residual
-            assert ctx.ex_lo_col is not None and ctx.ex_hi_col is not None
-            which = _ranges(ctx.ex_first[rows], cnt)
-            at = np.repeat(np.arange(len(rows)), cnt)
-            diff = np.zeros((len(rows), ctx.ltot + 1), dtype=np.int32)
-            np.add.at(diff, (at, ctx.ex_lo_col[which]), 1)
-            np.add.at(diff, (at, ctx.ex_hi_col[which] + 1), -1)
-            ret[np.cumsum(diff, axis=1)[:, :ctx.ltot] > 0] = np.nan
-    return ret, mkt_ev
+    size = int(np.prod(shape))
+    buf: npt.NDArray[Any] | None = getattr(_SCRATCH, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(max(size, 1), dtype=dtype)
+        setattr(_SCRATCH, name, buf)
+    return buf[:size].reshape(shape)
+
+
+# columns of the kernel's per (event, window) outputs
+_INT_FIELDS = ("n", "n_pos", "bad_first", "dof_bad", "share_cnt")
+_FLT_FIELDS = ("car_sum", "car_ssd", "scar_sum", "scar_ssd", "patell_den", "share_sum",
+               "corr_sum", "corr_cnt", "k_s", "k_first", "k_sum")
 
 
 def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
@@ -551,133 +321,35 @@ def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
     p = ctx.p
     n_rows = len(rows)
     n_ev = len(seg)
-    sizes = np.diff(np.append(seg, n_rows))
-    seg_id = np.repeat(np.arange(n_ev), sizes)
-    pos_in_event = np.arange(n_rows) - seg[seg_id]
     n_win = len(ctx.windows)
-    d_est, d_ev = ctx.n_est, ctx.n_ev
-
-    x, mkt_ev = _residuals(ctx, rows)
-    est = x[:, ctx.est_off:ctx.est_off + d_est]
-    ar = x[:, ctx.ev_off:ctx.ev_off + d_ev]
-
-    # per pair and window: complete?, CAR, Var(CAR)
-    sigma = p.sigma[rows]
-    nobs = p.nobs[rows].astype(np.float64)
-    rbar_m = p.rbar_m[rows][:, None]
-    s_mm = p.s_mm[rows]
-    # sums over each window's days: products with a (days x windows) 0/1 matrix
-    ind = np.zeros((d_ev, n_win))
-    inside = np.zeros(n_win, dtype=bool)
-    for j, (a, b) in enumerate(ctx.windows):
-        if a >= ctx.event0 and b < ctx.event0 + d_ev:  # else no security is complete
-            ind[a - ctx.event0:b - ctx.event0 + 1, j] = 1.0
-            inside[j] = True
-    lengths = np.array([b - a + 1 for a, b in ctx.windows], dtype=np.float64)
-    gap = np.isnan(ar)
-    used = ((gap @ ind) == 0) & inside
-    car = np.where(gap, 0.0, ar) @ ind
-    dm = np.where(gap, 0.0, mkt_ev) @ ind - lengths * rbar_m  # sum_W (R_m - Rbar_m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var_car = (sigma**2)[:, None] * (lengths + lengths * lengths / nobs[:, None]
-                                         + dm * dm / s_mm[:, None])
-    car = np.where(used, car, 0.0)
-    n_used = _segment_sum(used.astype(np.int64), seg)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        car_mean = _segment_sum(car, seg) / n_used
-        car_dev = np.where(used, car - car_mean[seg_id], 0.0)
-        var_ok = var_car > 0
-        bad = used & ~var_ok
-        bad_first = np.minimum.reduceat(np.where(bad, pos_in_event[:, None], _NONE), seg, axis=0)
-        scar = np.where(used & var_ok, car / np.sqrt(np.where(var_ok, var_car, 1.0)), 0.0)
-        scar_mean = _segment_sum(scar, seg) / n_used
-        scar_dev = np.where(used, scar - scar_mean[seg_id], 0.0)
-        dof = nobs - 2.0
-        den = np.where(dof > 2, dof / (dof - 2.0), 0.0)[:, None]
-    out = _Out(
-        events=events, n_input=sizes.astype(np.int64), n=n_used,
-        car_sum=_segment_sum(car, seg), car_ssd=_segment_sum(car_dev * car_dev, seg),
-        n_pos=_segment_sum((used & (car > 0)).astype(np.int64), seg),
-        bad_first=bad_first,
-        scar_sum=_segment_sum(scar, seg), scar_ssd=_segment_sum(scar_dev * scar_dev, seg),
-        dof_bad=_segment_sum((used & (dof <= 2)[:, None]).astype(np.int64), seg),
-        patell_den=_segment_sum(np.where(used, den, 0.0), seg),
-        share_sum=np.zeros((n_ev, n_win)), share_cnt=np.zeros((n_ev, n_win), dtype=np.int64),
-        corr_sum=np.zeros((n_ev, n_win)), corr_cnt=np.zeros((n_ev, n_win)),
-        k_s=np.full((n_ev, n_win), np.nan), k_first=np.full((n_ev, n_win), np.nan),
-        k_sum=np.full((n_ev, n_win), np.nan),
-    )
-    est_fin: BoolArray | None = None
-    if ctx.need_rank:
-        # rank panel: the estimation-window days before the event window, the event
-        # window, the estimation-window days after it (the event window wins on overlap)
-        pre, post = ctx.rank_split
-        if pre == d_est and ctx.ev_off == ctx.est_off + d_est:
-            panel = x[:, ctx.est_off:ctx.ev_off + d_ev]
-        else:
-            panel = np.concatenate([est[:, :pre], ar, est[:, post:]], axis=1)
-        dev, fin = _rank_dev(panel)
-        if pre == d_est:
-            est_fin = fin[:, :d_est]
-        _corrado_sums(out, dev, fin, used, seg, seg_id, ctx)
-    if ctx.need_share or ctx.need_corr:
-        if est_fin is None:
-            est_fin = np.isfinite(est)
-        if ctx.need_share:
-            n_est = est_fin.sum(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = (est > 0).sum(axis=1) / n_est
-            has_est = (n_est > 0)[:, None] & used
-            out.share_sum = _segment_sum(np.where(has_est, share[:, None], 0.0), seg)
-            out.share_cnt = _segment_sum(has_est.astype(np.int64), seg)
-        if ctx.need_corr:
-            n_pad = int(sizes.max())
-            miss = ~est_fin
-            # in each event, the securities with a missing value first (any order serves)
-            order = np.argsort(seg_id * 2 + ~miss.any(axis=1), kind="stable")
-            x0 = np.where(est_fin[order], est[order], 0.0)
-            miss = miss[order]
-            uf = used[order].astype(np.float64)
-            if n_pad * n_ev != n_rows:  # pad the events to the largest one
-                slot = seg_id * n_pad + pos_in_event
-                x0p = np.zeros((n_ev * n_pad, d_est))
-                x0p[slot] = x0
-                missp = np.zeros((n_ev * n_pad, d_est), dtype=bool)
-                missp[slot] = miss
-                ufp = np.zeros((n_ev * n_pad, n_win))
-                ufp[slot] = uf
-                x0, miss, uf = x0p, missp, ufp
-            out.corr_sum, out.corr_cnt = _corr_sums(
-                x0.reshape(n_ev, n_pad, d_est), miss.reshape(n_ev, n_pad, d_est),
-                uf.reshape(n_ev, n_pad, n_win), d_est)
-    return out
-
-
-def _corrado_sums(out: _Out, dev: FloatArray, fin: BoolArray, used: BoolArray, seg: IntArray,
-                  seg_id: IntArray, ctx: _Ctx) -> None:
-    """S(K), Kbar on the window's first day and the sum of Kbar over it, per event and window."""
-    n_ev, n_win = len(seg), used.shape[1]
-    # sums over each event's ok pairs, less those not used in the window (exact: halves)
-    ks = np.repeat(_group_rows(dev, seg)[None], n_win, axis=0)  # (W, B, days)
-    kc = np.repeat(_group_rows(fin, seg)[None], n_win, axis=0)
-    some = np.flatnonzero(~used.all(axis=1))
-    if some.size:
-        w_i, k_i = np.nonzero(~used[some].T)
-        ind = np.zeros((n_win, n_ev, some.size))
-        ind[w_i, seg_id[some][k_i], k_i] = 1.0
-        ind2 = ind.reshape(n_win * n_ev, some.size)
-        ks -= (ind2 @ dev[some]).reshape(ks.shape)
-        kc -= (ind2 @ fin[some].astype(np.float64)).reshape(kc.shape)
-    have = kc > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kbar = np.where(have, ks / np.where(have, kc, 1.0), 0.0)
-        out.k_s[:] = np.sqrt((kbar * kbar).sum(axis=2) / have.sum(axis=2)).T
-    for j, (a, b) in enumerate(ctx.windows):
-        if a >= ctx.event0 and b < ctx.event0 + ctx.n_ev:
-            c0 = ctx.rank_split[0] + a - ctx.event0
-            win = kbar[j, :, c0:c0 + b - a + 1]
-            out.k_first[:, j] = win[:, 0]
-            out.k_sum[:, j] = win.sum(axis=1)
+    empty = np.zeros(0, dtype=np.int64)
+    x = _scratch("x", (n_rows, ctx.ltot), np.float64)
+    ex = [empty if a is None else a
+          for a in (ctx.ex_first, ctx.ex_count, ctx.ex_lo_col, ctx.ex_hi_col)]
+    kernels.residuals(p.ret, p.mkt, rows, p.day0_pos, p.lo_pos, p.hi_pos, p.alpha, p.beta,
+                      ctx.base, ex[0], ex[1], ex[2], ex[3], x)
+    win_col = np.array([ctx.ev_off + a - ctx.event0 for a, _ in ctx.windows], dtype=np.int64)
+    win_len = np.array([b - a + 1 for a, b in ctx.windows], dtype=np.int64)
+    win_in = np.array([a >= ctx.event0 and b < ctx.event0 + ctx.n_ev for a, b in ctx.windows],
+                      dtype=np.bool_)
+    # rank panel: the estimation-window days before the event window, the event window,
+    # the estimation-window days after it (the event window wins on overlap)
+    pre, post = ctx.rank_split
+    cols = np.concatenate([ctx.est_off + np.arange(pre), ctx.ev_off + np.arange(ctx.n_ev),
+                           ctx.est_off + np.arange(post, ctx.n_est)]).astype(np.int64)
+    dev = _rank_dev(x, cols)[0] if ctx.need_rank else np.zeros((0, 0))
+    o_int = np.zeros((n_ev, n_win, len(_INT_FIELDS)), dtype=np.int64)
+    o_int[:, :, 2] = _NONE
+    o_flt = np.zeros((n_ev, n_win, len(_FLT_FIELDS)))
+    o_flt[:, :, 8:] = np.nan
+    kernels.event_sums(x, np.append(seg, n_rows).astype(np.int64), rows, p.mkt, p.day0_pos,
+                       ctx.base, p.sigma, p.nobs, p.rbar_m, p.s_mm, win_col, win_len, win_in,
+                       ctx.est_off, ctx.n_est, ctx.need_share, ctx.need_corr, dev, cols,
+                       win_col - ctx.ev_off + pre, o_int, o_flt)
+    sizes = np.diff(np.append(seg, n_rows))
+    fields: dict[str, Any] = {f: o_int[:, :, i] for i, f in enumerate(_INT_FIELDS)}
+    fields.update({f: o_flt[:, :, i] for i, f in enumerate(_FLT_FIELDS)})
+    return _Out(events=events, n_input=sizes.astype(np.int64), **fields)
 
 
 def _chunks(sizes: IntArray, cap: int) -> IntArray:
@@ -880,17 +552,10 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
     ltot = top - base + 1
     ok_idx = np.flatnonzero(np.asarray(p.ok, dtype=bool))
     day0 = np.asarray(p.day0_pos, dtype=np.int64)
-    pad_lo = max(0, -int((day0[ok_idx] + base).min())) if ok_idx.size else 0
-    pad_hi = max(0, int((day0[ok_idx] + top).max()) - (len(p.ret) - 1)) if ok_idx.size else 0
-    ret = np.asarray(p.ret, dtype=np.float64)
-    mkt = np.asarray(p.mkt, dtype=np.float64)
-    if pad_lo or pad_hi or len(ret) < ltot:
-        pad_hi = max(pad_hi, ltot - len(ret) - pad_lo)
-        ret = np.concatenate([np.full(pad_lo, np.nan), ret, np.full(pad_hi, np.nan)])
-        mkt = np.concatenate([np.full(pad_lo, np.nan), mkt, np.full(pad_hi, np.nan)])
     ctx = _Ctx(
         p=PanelArrays(
-            ret=p.ret, mkt=p.mkt, event=event_code, day0_pos=day0,
+            ret=np.ascontiguousarray(p.ret, dtype=np.float64),
+            mkt=np.ascontiguousarray(p.mkt, dtype=np.float64), event=event_code, day0_pos=day0,
             lo_pos=np.asarray(p.lo_pos, dtype=np.int64),
             hi_pos=np.asarray(p.hi_pos, dtype=np.int64), ok=np.asarray(p.ok, dtype=bool),
             nobs=np.asarray(p.nobs, dtype=np.int64),
@@ -899,9 +564,7 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
             sigma=np.asarray(p.sigma, dtype=np.float64),
             rbar_m=np.asarray(p.rbar_m, dtype=np.float64),
             s_mm=np.asarray(p.s_mm, dtype=np.float64)),
-        swv_ret=np.lib.stride_tricks.sliding_window_view(ret, ltot),
-        swv_mkt=np.lib.stride_tricks.sliding_window_view(mkt, ltot),
-        pad=pad_lo, base=base, ltot=ltot, est_off=e0 - base if need_est else 0,
+        base=base, ltot=ltot, est_off=e0 - base if need_est else 0,
         n_est=e1 - e0 + 1 if need_est else 0,
         ev_off=v0 - base, n_ev=v1 - v0 + 1, event0=v0, windows=wins,
         need_rank=need_rank, need_corr="kp_bmp" in names, need_share="gsign" in names,

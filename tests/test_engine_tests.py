@@ -216,16 +216,14 @@ WINDOWS_A = [(-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10), (-5, -1), (3, 3), (-6, 
 WINDOWS_B = [(-3, 5), (0, 0), (-1, 1), (5, 5), (4, 6)]
 
 
-@pytest.mark.parametrize("sparse", [0, 10**9])  # the missing-value sums: dense / sparse
 @pytest.mark.parametrize(("seed", "est", "ev", "windows", "gaps"), [
     (1, (-120, -11), (-5, 10), WINDOWS_A, (0.03, 0.01)),
     (2, (-60, -4), (-3, 5), WINDOWS_B, (0.03, 0.01)),
     (3, (-120, -11), (-5, 10), WINDOWS_A, (0.001, 0.0)),  # most securities without a gap
 ])
 def test_equals_reference(seed: int, est: tuple[int, int], ev: tuple[int, int],
-                          windows: list[tuple[int, int]], gaps: tuple[float, float],
-                          sparse: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(et, "SPARSE_RATIO", sparse)
+                          windows: list[tuple[int, int]], gaps: tuple[float, float]
+                          ) -> None:
     study = make_study(seed, est, ev, gaps)
     panel, fits = build(study, est, ev)
     tests = list(ENGINE_TESTS)
@@ -245,10 +243,8 @@ def test_equals_reference(seed: int, est: tuple[int, int], ev: tuple[int, int],
     assert any(r.startswith("zero variance of the CAR of security #") for r in reasons)
 
 
-@pytest.mark.parametrize("sparse", [0, 10**9])
-def test_exclusions_equal_reference(sparse: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exclusions_equal_reference() -> None:
     """Residuals of excluded estimation-window sessions are missing, as in the reference."""
-    monkeypatch.setattr(et, "SPARSE_RATIO", sparse)
     est, ev = (-120, -11), (-5, 10)
     study = make_study(7, est, ev, (0.01, 0.002))
     rng = np.random.default_rng(7)
@@ -295,12 +291,9 @@ def test_chunking_blocks_and_threads_do_not_change_results(monkeypatch: pytest.M
     kw = {"estimation": est, "event": ev, "windows": WINDOWS_A}
     monkeypatch.setattr(et, "WORKERS", 1)
     base = event_tests(panel, **kw)  # type: ignore[arg-type]
-    for chunk, block, workers, sparse in ((7 * 200, 50, 2, 0), (64 * 200, 3, 1, 10**9),
-                                          (1, 1 << 30, 2, 25), (1 << 30, 1 << 30, 1, 10**9)):
+    for chunk, workers in ((7 * 200, 2), (64 * 200, 1), (1, 2), (1 << 30, 1)):
         monkeypatch.setattr(et, "CHUNK_ELEMS", chunk)
-        monkeypatch.setattr(et, "CORR_BLOCK", block)
         monkeypatch.setattr(et, "WORKERS", workers)
-        monkeypatch.setattr(et, "SPARSE_RATIO", sparse)
         got = event_tests(panel, **kw)  # type: ignore[arg-type]
         assert got.drop("statistic", "p").equals(base.drop("statistic", "p"))
         for key in ("statistic", "p"):
@@ -355,14 +348,20 @@ def test_row_ranks_equal_rankdata() -> None:
     x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
     x[rng.random(x.shape) < 0.1] = np.nan
     fin = np.isfinite(x)
-    got = et._average_ranks(x)
-    want = stats.rankdata(x, axis=1, nan_policy="omit")
-    assert np.array_equal(got[fin], want[fin])
+    dev, _ = et._rank_dev(x)
+    want = stats.rankdata(x, axis=1, nan_policy="omit") - (fin.sum(axis=1)[:, None] + 1) / 2
+    assert np.array_equal(dev[fin], want[fin])
+    # a subset of the columns, in another order
+    cols = np.array([5, 1, 30, 2], dtype=np.int64)
+    dev, fin = et._rank_dev(x, cols)
+    want = stats.rankdata(x[:, cols], axis=1, nan_policy="omit")
+    want -= (fin.sum(axis=1)[:, None] + 1) / 2
+    assert np.array_equal(dev, np.where(fin, want, 0.0))
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.004])
 def test_mean_pairwise_correlation_blocks(rate: float) -> None:
-    """The batched correlation sums equal the reference helper, on every code path."""
+    """The per-event correlation sums equal the reference helper (complete and gapped pairs)."""
     from impact.inference import mean_pairwise_correlation
 
     rng = np.random.default_rng(8)
@@ -375,25 +374,17 @@ def test_mean_pairwise_correlation_blocks(rate: float) -> None:
     x[2, 5, 1] = np.nan
     x[3, 6, :] = 0.25  # constant without a gap
     x[3, :4, 7] = np.nan  # a day that 4 securities miss
-    # the securities with a missing value first (the layout _corr_sums expects)
-    gap_first = np.argsort(~np.isnan(x).any(axis=2), axis=1, kind="stable")
-    x = np.take_along_axis(x, gap_first[:, :, None], axis=1)
-    u = (rng.random((b, n, w)) < 0.8).astype(float)
-    u[0, :, 1] = 1.0
-    miss = np.isnan(x)
-    for block, sparse in ((1 << 20, 0), (1 << 20, 10**9), (5, 0), (1, 0), (200, 10**9)):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(et, "CORR_BLOCK", block)
-            mp.setattr(et, "SPARSE_RATIO", sparse)
-            s, c = et._corr_sums(np.where(miss, 0.0, x), miss, u, d)
-        for i in range(b):
-            for j in range(w):
-                cols = np.flatnonzero(u[i, :, j] > 0)
-                want = mean_pairwise_correlation(x[i, cols].T)
-                if want is None:
-                    assert c[i, j] == 0
-                else:
-                    assert close(s[i, j] / c[i, j], want), (block, sparse, i, j)
+    u = rng.random((b, n, w)) < 0.8
+    u[0, :, 1] = True
+    for i in range(b):
+        s, c = et._corr_sums(x[i], u[i])
+        for j in range(w):
+            cols = np.flatnonzero(u[i, :, j])
+            want = mean_pairwise_correlation(x[i, cols].T)
+            if want is None:
+                assert c[j] == 0
+            else:
+                assert close(s[j] / c[j], want), (i, j)
 
 
 def test_bad_input() -> None:
