@@ -464,9 +464,6 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
 READ_BATCH = 1 << 17
 #: Values (ok pairs x event-window days) per block of the AR and CAR step.
 AR_BLOCK = 1 << 16
-#: Rows of the dense layout per block of whole series in :func:`_window_sums` (its
-#: buffers stay in cache and are reused: fresh memory costs ~2 s per GB to touch here).
-SUM_BLOCK = 1 << 16
 
 
 def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.ndarray,
@@ -482,52 +479,35 @@ def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.n
     (``mu``, keyed ``r m rm mm rr``), so the running sums stay small and their
     differences lose little; the caller adds ``n * mu`` back for the quadratic ones.
 
-    The layout is processed in blocks of whole series (:data:`SUM_BLOCK` rows), in
-    two threads: a block's running sums start at 0, and a query's sums are the
-    differences of its block's running sums at its bounds.
+    The compiled kernel :func:`impact.engine_kernels.window_sums` makes three passes
+    over each series (means, centred means, running sums) and answers the series'
+    queries from its running sums; the series are split in two halves by rows, one
+    per thread.
     """
+    from impact import engine_kernels
+
     n_t = len(span)
+    span = np.ascontiguousarray(span, dtype=np.int64)
     starts = np.cumsum(span) - span
-    block_of = (np.cumsum(span) - 1) // SUM_BLOCK  # non-decreasing over the series
-    first_t = np.flatnonzero(np.r_[True, block_of[1:] != block_of[:-1]])
-    bounds_t = np.append(first_t, n_t)
-    block_id = np.repeat(np.arange(len(first_t)), np.diff(bounds_t))
-    q_block = block_id[q_tid]
-    order = np.argsort(q_block, kind="stable")
-    q_bounds = np.searchsorted(q_block[order], np.arange(len(first_t) + 1))
-    out = np.empty((6, len(a_pos)))
-    mu = {k: np.zeros(n_t) for k in ("r", "m", "rm", "mm", "rr")}
+    q_tid = np.asarray(q_tid, dtype=np.int64)
+    order = np.argsort(q_tid, kind="stable")
+    q_bounds = np.searchsorted(q_tid[order], np.arange(n_t + 1)).astype(np.int64)
+    out = np.empty((6, len(q_tid)))
+    mu_arr = np.zeros((5, n_t))
+    ret = np.ascontiguousarray(ret, dtype=np.float64)
+    mkt = np.ascontiguousarray(mkt, dtype=np.float64)
+    a_pos = np.ascontiguousarray(a_pos, dtype=np.int64)
+    b_pos = np.ascontiguousarray(b_pos, dtype=np.int64)
+    half = int(np.searchsorted(np.cumsum(span), span.sum() / 2)) if n_t else 0
+    parts = [(0, half), (half, n_t)]
 
-    def block(i: int) -> None:
-        t0, t1 = int(bounds_t[i]), int(bounds_t[i + 1])
-        s0 = int(starts[t0])
-        s1 = int(starts[t1 - 1] + span[t1 - 1])
-        seg = starts[t0:t1] - s0
-        row = np.repeat(np.arange(t1 - t0), span[t0:t1])
-        r, m = ret[s0:s1], mkt[s0:s1]
-        usable = np.isfinite(r) & np.isfinite(m)
-        cnt = np.maximum(np.add.reduceat(usable.astype(np.float64), seg), 1.0)
-
-        def centre(x: np.ndarray, name: str) -> np.ndarray:
-            mu_b = np.add.reduceat(x, seg) / cnt
-            mu[name][t0:t1] = mu_b
-            x -= mu_b[row] * usable
-            return x
-
-        r_c = centre(np.where(usable, r, 0.0), "r")
-        m_c = centre(np.where(usable, m, 0.0), "m")
-        q = order[q_bounds[i]:q_bounds[i + 1]]
-        qa, qb = a_pos[q] - s0, b_pos[q] - s0
-        run = np.zeros(s1 - s0 + 1)
-        for k, x in enumerate((usable.astype(np.float64), r_c, m_c,
-                               centre(r_c * m_c, "rm"), centre(m_c * m_c, "mm"),
-                               centre(r_c * r_c, "rr"))):
-            np.cumsum(x, out=run[1:])
-            out[k, q] = run[qb] - run[qa]
+    def run(t0: int, t1: int) -> None:
+        engine_kernels.window_sums(ret, mkt, starts, span, t0, t1, order, q_bounds, a_pos,
+                                   b_pos, out, mu_arr)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(block, range(len(first_t))))
-    return out, mu
+        list(pool.map(lambda p: run(*p), parts))
+    return out, dict(zip(("r", "m", "rm", "mm", "rr"), mu_arr, strict=True))
 
 
 @dataclass(frozen=True)

@@ -470,3 +470,74 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
                     for t in range(k_col[w], k_col[w] + win_len[w]):
                         tot += ks[t]
                     o_flt[e, w, 10] = tot
+
+
+@_jit
+def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArray,
+                t0: int, t1: int, q_order: IntArray, q_bounds: IntArray, a_pos: IntArray,
+                b_pos: IntArray, out: FloatArray, mu: FloatArray) -> None:
+    """Estimation-window sums of the queries of series ``t0 .. t1 - 1`` (see ``engine``).
+
+    Series ``t`` occupies ``ret[starts[t]:starts[t] + span[t]]``; its queries are
+    ``q_order[q_bounds[t]:q_bounds[t + 1]]``, query ``k`` summing the sessions from
+    dense index ``a_pos[k]`` to ``b_pos[k] - 1``. A session is usable when both
+    returns are finite. ``out[:, k]`` receives the sums over the query's sessions of
+    1, r', m', r'm', m'^2, r'^2, where ``r' = r - mu_r``, ``m' = m - mu_m`` and the
+    products are centred on their own means too (``mu[:, t]`` = means over the
+    series' usable sessions of r, m, r'm', m'^2, r'^2): the running sums stay small,
+    so their differences lose little. Each series' running sums start at 0.
+    """
+    n_max = 0
+    for t in range(t0, t1):
+        n_max = max(n_max, span[t])
+    run = np.empty((6, n_max + 1))
+    for t in range(t0, t1):
+        s0 = starts[t]
+        n = span[t]
+        cnt = 0.0
+        sr = 0.0
+        sm = 0.0
+        for i in range(s0, s0 + n):
+            r, m = ret[i], mkt[i]
+            if np.isfinite(r) and np.isfinite(m):
+                cnt += 1.0
+                sr += r
+                sm += m
+        den = max(cnt, 1.0)
+        mu_r, mu_m = sr / den, sm / den
+        srm = 0.0
+        smm = 0.0
+        srr = 0.0
+        for i in range(s0, s0 + n):
+            r, m = ret[i], mkt[i]
+            if np.isfinite(r) and np.isfinite(m):
+                rc, mc = r - mu_r, m - mu_m
+                srm += rc * mc
+                smm += mc * mc
+                srr += rc * rc
+        mu_rm, mu_mm, mu_rr = srm / den, smm / den, srr / den
+        mu[0, t], mu[1, t], mu[2, t], mu[3, t], mu[4, t] = mu_r, mu_m, mu_rm, mu_mm, mu_rr
+        c0 = c1 = c2 = c3 = c4 = c5 = 0.0
+        for k in range(6):
+            run[k, 0] = 0.0
+        for i in range(n):
+            r, m = ret[s0 + i], mkt[s0 + i]
+            if np.isfinite(r) and np.isfinite(m):
+                rc, mc = r - mu_r, m - mu_m
+                c0 += 1.0
+                c1 += rc
+                c2 += mc
+                c3 += rc * mc - mu_rm
+                c4 += mc * mc - mu_mm
+                c5 += rc * rc - mu_rr
+            run[0, i + 1] = c0
+            run[1, i + 1] = c1
+            run[2, i + 1] = c2
+            run[3, i + 1] = c3
+            run[4, i + 1] = c4
+            run[5, i + 1] = c5
+        for j in range(q_bounds[t], q_bounds[t + 1]):
+            q = q_order[j]
+            a, b = a_pos[q] - s0, b_pos[q] - s0
+            for k in range(6):
+                out[k, q] = run[k, b] - run[k, a]
