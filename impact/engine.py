@@ -462,8 +462,6 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
 
 #: Rows per Arrow batch when the returns are read from DuckDB.
 READ_BATCH = 1 << 17
-#: Values (ok pairs x event-window days) per block of the AR and CAR step.
-AR_BLOCK = 1 << 16
 
 
 def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.ndarray,
@@ -484,7 +482,7 @@ def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.n
     queries from its running sums; the series are split in two halves by rows, one
     per thread.
     """
-    from impact import engine_kernels
+    from impact import engine_kernels  # numba: imported when first needed
 
     n_t = len(span)
     span = np.ascontiguousarray(span, dtype=np.int64)
@@ -661,6 +659,8 @@ def dense_market_model(
     -------
     DenseModel
     """
+    from impact import engine_kernels  # numba: imported when first needed
+
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     done = step or (lambda _name: None)
     span = np.asarray(span, dtype=np.int64)
@@ -727,8 +727,7 @@ def dense_market_model(
     del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
     done("fits")
 
-    # event-window ARs and CARs, in blocks of ok pairs (cache-sized temporaries, reused;
-    # two threads): the CARs are differences of cumulative sums along the event window
+    # event-window ARs and CARs: a compiled kernel over the ok pairs, in two threads
     rel = np.arange(v0, v1 + 1, dtype=np.int64)
     okp = np.flatnonzero(ok)
     n_ok, n_rel, nw = len(okp), len(rel), len(windows)
@@ -747,62 +746,20 @@ def dense_market_model(
         "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan),
         "t": np.full(n_pairs * nw, np.nan)}
     view = {k: v.reshape(n_pairs, nw) for k, v in cars.items()}
-    rows_per_block = max(1, AR_BLOCK // (n_rel + 1))
+    win_lo = np.array([wa - v0 for wa, _ in windows], dtype=np.int64)
+    win_hi = np.array([wb - v0 for _, wb in windows], dtype=np.int64)
+    ret = np.ascontiguousarray(ret, dtype=np.float64)
+    mkt = np.ascontiguousarray(mkt, dtype=np.float64)
+    nobs_c = np.maximum(nobs, 1)  # ok pairs only are read; guards the others
 
-    def ar_block(j0: int) -> None:
-        sl = slice(j0, min(j0 + rows_per_block, n_ok))
-        pp = okp[sl]
-        idx = d0[pp, None] + rel[None, :]
-        ins = inside[sl]
-        np.greater_equal(idx, 0, out=ins)
-        ins &= idx <= last[pp, None]
-        idx += pos0[pp, None]
-        np.copyto(idx, 0, where=~ins)
-        r = ret[idx]
-        m = m_ev[sl]
-        np.take(mkt, idx, out=m)
-        r[~ins] = np.nan
-        m[~ins] = np.nan
-        a_ = ar[sl]
-        np.multiply(beta[pp, None], m, out=a_)
-        a_ += alpha[pp, None]
-        np.subtract(r, a_, out=a_)
-        va = var_ar[sl]
-        np.subtract(m, rbar_m[pp, None], out=va)
-        va *= va
-        va /= s_mm_c[pp, None]
-        va += 1.0 + 1.0 / nobs[pp, None]
-        va *= s2[pp, None]
-        have = np.isfinite(a_)
-        va[~have] = np.nan
-        k = len(pp)
-
-        def cum(x: np.ndarray) -> np.ndarray:
-            c = np.zeros((k, n_rel + 1), dtype=x.dtype)
-            np.cumsum(x, axis=1, out=c[:, 1:])
-            return c
-
-        c_in = cum(ins.astype(np.int32))
-        c_have = cum(have.astype(np.int32))
-        c_ar = cum(np.where(have, a_, 0.0))
-        c_m = cum(np.where(np.isfinite(m), m, 0.0))
-        for w, (wa, wb) in enumerate(windows):
-            length = wb - wa + 1
-            i, j = wa - v0, wb - v0 + 1
-            ns = c_in[:, j] - c_in[:, i]
-            full = (ns == length) & (c_have[:, j] - c_have[:, i] == length)
-            view["n_days"][pp, w] = ns
-            view["status"][pp, w] = np.where(full, 0, 1)
-            view["reason"][pp, w] = np.where(full, 0, np.where(ns < length, 1, 2))
-            c = c_ar[:, j] - c_ar[:, i]
-            dev = (c_m[:, j] - c_m[:, i]) - length * rbar_m[pp]
-            v = s2[pp] * (length + length * length / nobs[pp] + dev * dev / s_mm_c[pp])
-            view["car"][pp, w] = np.where(full, c, np.nan)
-            view["var_car"][pp, w] = np.where(full, v, np.nan)
-            view["t"][pp, w] = np.where(full, c / np.sqrt(v), np.nan)
+    def ar_part(j0: int, j1: int) -> None:
+        engine_kernels.ar_cars(
+            ret, mkt, okp, j0, j1, d0, pos0, last, alpha, beta, s2, nobs_c, rbar_m, s_mm_c,
+            v0, win_lo, win_hi, inside, m_ev, ar, var_ar, view["n_days"], view["status"],
+            view["reason"], view["car"], view["var_car"], view["t"])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(ar_block, range(0, n_ok, rows_per_block)))
+        list(pool.map(lambda jj: ar_part(*jj), [(0, n_ok // 2), (n_ok // 2, n_ok)]))
     done("abnormal returns")
     done("CARs")
     return DenseModel(status=status, nobs=nobs, alpha=alpha, beta=beta, s2=s2, r2=r2,

@@ -541,3 +541,74 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
             a, b = a_pos[q] - s0, b_pos[q] - s0
             for k in range(6):
                 out[k, q] = run[k, b] - run[k, a]
+
+
+@_jit
+def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
+            day0: IntArray, pos0: IntArray, last: IntArray, alpha: FloatArray,
+            beta: FloatArray, s2: FloatArray, nobs: IntArray, rbar_m: FloatArray,
+            s_mm: FloatArray, v0: int, win_lo: IntArray, win_hi: IntArray,
+            inside: BoolArray, m_ev: FloatArray, ar: FloatArray, var_ar: FloatArray,
+            n_days: IntArray, status: IntArray, reason: IntArray, car: FloatArray,
+            var_car: FloatArray, t: FloatArray) -> None:
+    """Event-window ARs, their variances and the CARs of ok pairs ``okp[r0:r1]``.
+
+    Row ``r`` of ``inside``, ``m_ev``, ``ar``, ``var_ar`` (ok pairs x event days) is
+    pair ``okp[r]``: the session ``day0 + v0 + k`` lies in the series (``inside``),
+    the benchmark return, ``AR = ret - (beta mkt + alpha)`` and
+    ``Var(AR) = s^2 (1 + 1/L1 + (mkt - Rbar_m)^2 / S_mm)`` (NaN where the AR is
+    missing). The CAR outputs (pairs x windows, indexed by the pair) get, per window
+    ``[win_lo, win_hi]`` (event-day columns): the sessions inside the series, the
+    status (0 complete, 1 not), the reason (0; 1 window leaves the series; 2 a
+    missing AR), and for a complete CAR its value, ``Var(CAR) = s^2 (L + L^2/L1 +
+    (sum_W (mkt - Rbar_m))^2 / S_mm)`` and ``t``.
+    """
+    n_rel = ar.shape[1]
+    nw = win_lo.shape[0]
+    for r in range(r0, r1):
+        p = okp[r]
+        a, b, sp = alpha[p], beta[p], s2[p]
+        inv_n = 1.0 / nobs[p]
+        rb, smm = rbar_m[p], s_mm[p]
+        for k in range(n_rel):
+            i = day0[p] + v0 + k
+            ins = 0 <= i <= last[p]
+            inside[r, k] = ins
+            if ins:
+                m = mkt[pos0[p] + i]
+                x = ret[pos0[p] + i] - (b * m + a)
+            else:
+                m = np.nan
+                x = np.nan
+            m_ev[r, k] = m
+            ar[r, k] = x
+            if np.isfinite(x):
+                dv = m - rb
+                var_ar[r, k] = (dv * dv / smm + (1.0 + inv_n)) * sp
+            else:
+                var_ar[r, k] = np.nan
+        for w in range(nw):
+            ln = win_hi[w] - win_lo[w] + 1
+            ns = 0
+            have = 0
+            c = 0.0
+            cm = 0.0
+            for k in range(win_lo[w], win_hi[w] + 1):
+                if inside[r, k]:
+                    ns += 1
+                if np.isfinite(ar[r, k]):
+                    have += 1
+                    c += ar[r, k]
+                if np.isfinite(m_ev[r, k]):
+                    cm += m_ev[r, k]
+            full = ns == ln and have == ln
+            n_days[p, w] = ns
+            status[p, w] = 0 if full else 1
+            reason[p, w] = 0 if full else (1 if ns < ln else 2)
+            if full:
+                lf = np.float64(ln)
+                dev = cm - lf * rb
+                v = sp * (lf + lf * lf / nobs[p] + dev * dev / smm)
+                car[p, w] = c
+                var_car[p, w] = v
+                t[p, w] = c / np.sqrt(v)
