@@ -18,6 +18,11 @@ subsample of the same panel: read the pair's returns from DuckDB, statsmodels OL
 ARs, their forecast-error variances and the CARs with their variances (no tests,
 so the ratio flatters the loop). ``IMPACT_BENCH_TESTS=0`` leaves the tests out;
 ``--backend sql`` times the SQL form.
+
+The engine's loops are compiled by numba (impact/engine_kernels.py) on first use and
+cached in impact/__pycache__: before the sizes, a first call on 1,000 pairs in a new
+process is timed and printed (it compiles when the cache is absent or stale, about
+10 s here, and only loads the cache otherwise), so that no size pays for compiling.
 """
 
 from __future__ import annotations
@@ -75,6 +80,21 @@ def child(db: str, n: int, backend: str, repeat: int) -> None:
                       "tests": n_tests}))
 
 
+def warmup(db: str) -> None:
+    """A first engine call in this new process (compiles or loads the kernels)."""
+    from impact.engine import market_model
+
+    con = duckdb.connect(db)
+    con.execute("CREATE OR REPLACE TEMP TABLE warm_pairs AS SELECT * FROM pairs "
+                "WHERE pair_id < 1000")
+    t0 = time.perf_counter()
+    con.execute("BEGIN")
+    market_model(con, returns_table="returns", pairs_table="warm_pairs", estimation=EST,
+                 event=EVW, car_windows=WINDOWS)
+    con.execute("ROLLBACK")
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+
+
 def statsmodels_loop(db: str, n_pairs: int, sample: int, seed: int = 1) -> tuple[float, int]:
     """Seconds per pair of a per-pair loop (DuckDB read + statsmodels OLS + ARs + CARs)."""
     import statsmodels.api as sm
@@ -121,7 +141,11 @@ def main() -> None:
                     help="runs per size in one process: the first is cold, the rest warm")
     ap.add_argument("--sample", type=int, default=200, help="pairs in the statsmodels loop")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.warmup:
+        warmup(a.warmup)
+        return
     if a.child:
         child(a.child[0], int(a.child[1]), a.child[2], int(a.child[3]))
         return
@@ -136,6 +160,11 @@ def main() -> None:
         rows, n_pairs = con.execute("SELECT (SELECT count(*) FROM returns), "
                                     "(SELECT count(*) FROM pairs)").fetchone() or (0, 0)
     print(f"returns rows: {rows:,}; pairs available: {n_pairs:,}; cores: {os.cpu_count()}")
+    out = subprocess.run([sys.executable, __file__, "--warmup", db], check=True,
+                         capture_output=True, text=True).stdout
+    first = json.loads(out.strip().splitlines()[-1])["seconds"]
+    print(f"first engine call in a new process (1,000 pairs; numba compiles the kernels "
+          f"if its cache is absent or stale, else loads it): {first:.2f} s")
     results = {}
     for n in sizes:
         if n > n_pairs:

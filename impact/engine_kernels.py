@@ -55,12 +55,13 @@ def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArr
         b = beta[q]
         lo = lo_pos[q]
         hi = hi_pos[q]
-        for k in range(ltot):
-            pos = s + k
-            if pos < lo or pos > hi:
-                x[r, k] = np.nan
-            else:
-                x[r, k] = ret[pos] - (b * mkt[pos] + a)
+        k0 = min(max(lo - s, 0), ltot)  # columns k0 .. k1 - 1 lie in the span
+        k1 = max(min(hi - s + 1, ltot), k0)
+        row = x[r]
+        row[:k0] = np.nan
+        row[k1:] = np.nan
+        for k in range(k0, k1):
+            row[k] = ret[s + k] - (b * mkt[s + k] + a)
         if has_ex:
             for e in range(ex_first[q], ex_first[q] + ex_count[q]):
                 for k in range(ex_lo_col[e], ex_hi_col[e] + 1):
@@ -132,7 +133,7 @@ def rank_dev(keys: IntArray, count: IntArray, x: FloatArray, cols: IntArray, bit
              dev: FloatArray) -> None:
     """Rank deviations ``K - (T + 1)/2`` of each row from its sorted :func:`rank_keys`.
 
-    ``dev[r, c]`` is the deviation of ``x[r, cols[c]]`` (0 where missing), the rank
+    ``dev[r, c]`` is the deviation of ``x[r, cols[c]]`` (NaN where missing), the rank
     ``K`` that of ``scipy.stats.rankdata(row, nan_policy="omit")`` and ``T`` the
     row's finite values. A row whose sorted keys show two values agreeing in all but
     the lowest ``bits`` bits (ties, or near-ties) is ranked again exactly.
@@ -143,7 +144,7 @@ def rank_dev(keys: IntArray, count: IntArray, x: FloatArray, cols: IntArray, bit
         m = count[r]
         half = (m + 1.0) / 2.0
         for c in range(t):
-            dev[r, c] = 0.0
+            dev[r, c] = np.nan
         tie = False
         for p in range(m):
             k = keys[r, p]
@@ -162,7 +163,8 @@ def _view(buf: FloatArray, rows: int, cols: int) -> FloatArray:
 
 @_jit
 def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolArray,
-               corr_sum: FloatArray, corr_cnt: FloatArray, work: FloatArray) -> None:
+               corr_sum: FloatArray, corr_cnt: FloatArray, work: FloatArray,
+               iwork: IntArray) -> None:
     """Add the sums and counts over ordered pairs of used securities of their valid correlations.
 
     As ``impact.inference.mean_pairwise_correlation`` (pairwise complete, at least 3
@@ -172,18 +174,16 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     standardized residuals, so the sum over all such pairs is ``|sum z|^2 - sum |z|^2``
     (O(N D)). A pair with a missing day takes ``x_i . x_j`` (zeros at the missing
     days) from one BLAS product and corrects each security's sums for the other's
-    missing days. ``work`` is a flat buffer of at least :func:`corr_work` doubles
-    (reused from event to event: fresh memory is slow, and page faults serialize
-    threads).
+    missing days. ``work`` and ``iwork`` are flat buffers of at least
+    :func:`corr_work` doubles and ``n * d`` integers (reused from event to event:
+    fresh memory is slow, and page faults serialize threads).
     """
     nw = used.shape[1]
     xe = _view(work, n, d)
     off = n * d
     xt = _view(work[off:], d, n)
     off += n * d
-    miss = _view(work[off:], n, d)  # 1.0 where missing
-    off += n * d
-    mt = _view(work[off:], d, n)
+    mt = _view(work[off:], d, n)  # 1.0 where missing
     off += n * d
     stats = _view(work[off:], 3, n)  # missing days, sum, sum of squares
     off += 3 * n
@@ -197,15 +197,14 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
             if np.isfinite(v):
                 xe[i, k] = v
                 xt[k, i] = v
-                miss[i, k] = 0.0
                 mt[k, i] = 0.0
                 s[i] += v
                 q[i] += v * v
             else:
                 xe[i, k] = 0.0
                 xt[k, i] = 0.0
-                miss[i, k] = 1.0
                 mt[k, i] = 1.0
+                iwork[i * d + int(c[i])] = k  # the missing days of i
                 c[i] += 1.0
     # pairs of securities without a missing day
     if d >= 3:
@@ -261,14 +260,14 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         row_s[:] = 0.0
         row_q[:] = 0.0
         row_c[:] = 0.0
-        for k in range(d):
-            if miss[j, k] > 0:
-                col, mcol = xt[k], mt[k]
-                for i in range(n):
-                    v = col[i]
-                    row_s[i] += v
-                    row_q[i] += v * v
-                    row_c[i] += mcol[i]
+        for m in range(int(c[j])):
+            k = iwork[j * d + m]
+            col, mcol = xt[k], mt[k]
+            for i in range(n):
+                v = col[i]
+                row_s[i] += v
+                row_q[i] += v * v
+                row_c[i] += mcol[i]
     np.dot(xg, xt, prod)  # x_i . x_j (0 at the missing days of either)
     a = -1
     for i in range(n):
@@ -309,7 +308,7 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
 @_jit
 def corr_work(n: int, d: int, nw: int) -> int:
     """Doubles of :func:`corr_event`'s work buffer for ``n`` securities, ``d`` days."""
-    return 4 * n * d + 3 * n + max(nw * d + d, 3 * n * n + n * d + n * n)
+    return 3 * n * d + 3 * n + max(nw * d + d, 3 * n * n + n * d + n * n)
 
 
 @_jit
@@ -317,7 +316,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
                day0_pos: IntArray, base: int, sigma: FloatArray, nobs: IntArray,
                rbar_m: FloatArray, s_mm: FloatArray, win_col: IntArray, win_len: IntArray,
                win_in: BoolArray, est_off: int, n_est: int, need_share: bool,
-               need_corr: bool, dev: FloatArray, cols: IntArray, k_col: IntArray,
+               need_corr: bool, dev: FloatArray, k_col: IntArray,
                o_int: IntArray, o_flt: FloatArray) -> None:
     """Per (event, window) sums over the used securities of the events of a chunk.
 
@@ -326,8 +325,8 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     ``rows`` their pair indices into the per-pair arrays. A security is used in a
     window (``win_col``, ``win_len``: first gathered column and days; ``win_in``:
     inside the event window) when it has every AR of it. ``dev`` (empty: no rank
-    tests) holds the rank deviations over the rank columns ``cols`` (``k_col``: a
-    window's first rank column).
+    tests) holds the rank deviations of the rank panel, NaN where missing (``k_col``:
+    a window's first rank column).
 
     Outputs, per event and window: ``o_int[e, w, :]`` = used securities, positive
     CARs, position in the event of the first used security with ``Var(CAR) <= 0``
@@ -356,6 +355,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     ks = np.empty(nt)
     kc = np.empty(nt)
     work = np.empty(corr_work(n_max, n_est, nw) if need_corr else 0)
+    iwork = np.empty(n_max * n_est if need_corr else 0, dtype=np.int64)
     for e in range(n_ev):
         r0 = seg[e]
         n = seg[e + 1] - r0
@@ -430,7 +430,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
         if need_corr:
             cs[:] = 0.0
             cc[:] = 0.0
-            corr_event(x, r0, n, est_off, n_est, used, cs, cc, work)
+            corr_event(x, r0, n, est_off, n_est, used, cs, cc, work, iwork)
             for w in range(nw):
                 o_flt[e, w, 6] = cs[w]
                 o_flt[e, w, 7] = cc[w]
@@ -442,8 +442,9 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
             kc_all[:] = 0.0
             for i in range(n):
                 for t in range(nt):
-                    ks_all[t] += dev[r0 + i, t]
-                    if np.isfinite(x[r0 + i, cols[t]]):
+                    v = dev[r0 + i, t]
+                    if v == v:  # not NaN: the value is not missing
+                        ks_all[t] += v
                         kc_all[t] += 1.0
             for w in range(nw):
                 ks[:] = ks_all
@@ -451,8 +452,9 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
                 for i in range(n):
                     if not used[i, w]:
                         for t in range(nt):
-                            ks[t] -= dev[r0 + i, t]
-                            if np.isfinite(x[r0 + i, cols[t]]):
+                            v = dev[r0 + i, t]
+                            if v == v:
+                                ks[t] -= v
                                 kc[t] -= 1.0
                 sq = 0.0
                 have = 0

@@ -228,8 +228,8 @@ def _rank_bits(cols: int) -> int:
     return max(1, (cols - 1).bit_length())
 
 
-def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> tuple[FloatArray, BoolArray]:
-    """Rank deviations ``K - (T + 1)/2`` of each row's finite values (0 where not finite).
+def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> FloatArray:
+    """Rank deviations ``K - (T + 1)/2`` of each row's finite values (NaN where not finite).
 
     The ranks are those of ``scipy.stats.rankdata(row, nan_policy="omit")``
     (average ranks for ties) that the reference uses, T the number of finite values of
@@ -245,9 +245,9 @@ def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> tuple[FloatArray, 
 
     Returns
     -------
-    (dev, finite)
+    numpy.ndarray
         The deviations (rows x ranked columns; a work array of this thread, valid until
-        its next call) and whether each value is finite.
+        its next call).
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     c = np.arange(x.shape[1], dtype=np.int64) if cols is None else cols
@@ -258,7 +258,7 @@ def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> tuple[FloatArray, 
     keys.sort(axis=1)
     dev = _scratch("dev", (x.shape[0], len(c)), np.float64)
     kernels.rank_dev(keys, count, x, c, bits, dev)
-    return dev, np.isfinite(x[:, c])
+    return dev
 
 
 def _corr_sums(x: FloatArray, used: BoolArray) -> tuple[FloatArray, FloatArray]:
@@ -283,7 +283,8 @@ def _corr_sums(x: FloatArray, used: BoolArray) -> tuple[FloatArray, FloatArray]:
     s = np.zeros(used.shape[1])
     c = np.zeros(used.shape[1])
     work = np.full(kernels.corr_work(n, d, used.shape[1]), np.nan)  # NaN: must not be read
-    kernels.corr_event(x, 0, n, 0, d, np.ascontiguousarray(used), s, c, work)
+    iwork = np.full(n * d, -1, dtype=np.int64)
+    kernels.corr_event(x, 0, n, 0, d, np.ascontiguousarray(used), s, c, work, iwork)
     return s, c
 
 
@@ -337,14 +338,14 @@ def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
     pre, post = ctx.rank_split
     cols = np.concatenate([ctx.est_off + np.arange(pre), ctx.ev_off + np.arange(ctx.n_ev),
                            ctx.est_off + np.arange(post, ctx.n_est)]).astype(np.int64)
-    dev = _rank_dev(x, cols)[0] if ctx.need_rank else np.zeros((0, 0))
+    dev = _rank_dev(x, cols) if ctx.need_rank else np.zeros((0, 0))
     o_int = np.zeros((n_ev, n_win, len(_INT_FIELDS)), dtype=np.int64)
     o_int[:, :, 2] = _NONE
     o_flt = np.zeros((n_ev, n_win, len(_FLT_FIELDS)))
     o_flt[:, :, 8:] = np.nan
     kernels.event_sums(x, np.append(seg, n_rows).astype(np.int64), rows, p.mkt, p.day0_pos,
                        ctx.base, p.sigma, p.nobs, p.rbar_m, p.s_mm, win_col, win_len, win_in,
-                       ctx.est_off, ctx.n_est, ctx.need_share, ctx.need_corr, dev, cols,
+                       ctx.est_off, ctx.n_est, ctx.need_share, ctx.need_corr, dev,
                        win_col - ctx.ev_off + pre, o_int, o_flt)
     sizes = np.diff(np.append(seg, n_rows))
     fields: dict[str, Any] = {f: o_int[:, :, i] for i, f in enumerate(_INT_FIELDS)}
