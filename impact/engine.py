@@ -3,8 +3,9 @@
 The per-pair reference is :mod:`impact.estimation` (``fit(series, "market", ...)``
 and ``car``). This module computes the same numbers for every event-security pair
 at once, with a cost per pair that does not grow with the estimation window, in
-two forms: :func:`market_model` (dense numpy arrays between DuckDB input and
-output; the default, with the per-event tests of :mod:`impact.engine_tests`) and
+two forms: :func:`market_model` (dense arrays between DuckDB input and output,
+walked by the compiled kernels of :mod:`impact.engine_kernels`; the default, with
+the per-event tests of :mod:`impact.engine_tests`) and
 :func:`market_model_sql` (SQL statements only, the portable form). The layouts
 below are shared; ``engine_ar`` of :func:`market_model` leaves out ``ret`` and
 ``mkt`` (they are in the returns table).
@@ -805,8 +806,9 @@ def market_model(
     """Fit the market model, ARs, CARs and the per-event tests for every pair at once.
 
     The same numbers as :func:`market_model_sql`, with the running sums, the
-    window differences and the event-window gathers done on dense arrays in numpy
-    instead of DuckDB window functions and joins (DuckDB's windowed sums run on one
+    window differences and the event-window gathers done on dense arrays by compiled
+    kernels (:mod:`impact.engine_kernels`, two threads) instead of DuckDB window
+    functions and joins (DuckDB's windowed sums run on one
     thread and its 16-rows-per-pair join dominated the SQL form; see
     ``docs/engine.md``). DuckDB still does the per-ticker aggregation, holds the
     inputs and receives the results.
