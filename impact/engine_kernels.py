@@ -161,6 +161,12 @@ def _view(buf: FloatArray, rows: int, cols: int) -> FloatArray:
     return buf[:rows * cols].reshape((rows, cols))
 
 
+#: Elements of one block of :func:`corr_event`'s Gram products (rows of securities with
+#: a missing day x all securities): keeps its memory O(N D), not O(N^2), for events of
+#: thousands of securities.
+CORR_BLOCK = 1 << 16
+
+
 @_jit
 def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolArray,
                corr_sum: FloatArray, corr_cnt: FloatArray, work: FloatArray,
@@ -173,12 +179,17 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     securities without a missing day have the correlation ``z_i . z_j`` of their
     standardized residuals, so the sum over all such pairs is ``|sum z|^2 - sum |z|^2``
     (O(N D)). A pair with a missing day takes ``x_i . x_j`` (zeros at the missing
-    days) from one BLAS product and corrects each security's sums for the other's
-    missing days. ``work`` and ``iwork`` are flat buffers of at least
-    :func:`corr_work` doubles and ``n * d`` integers (reused from event to event:
-    fresh memory is slow, and page faults serialize threads).
+    days) from a BLAS product and subtracts from each security's sums its values on
+    the other's missing days (vector adds over the securities: SIMD). The securities
+    with a missing day are taken in blocks of about :data:`CORR_BLOCK` / N, so the
+    memory stays O(N D) for events of thousands of securities. ``work`` and
+    ``iwork`` are flat buffers of at least :func:`corr_work` doubles and
+    ``n * (d + 2)`` integers (reused from event to event: fresh memory is slow, and
+    page faults serialize threads).
     """
     nw = used.shape[1]
+    if work.shape[0] < corr_work(n, d, nw) or iwork.shape[0] < n * (d + 2):
+        raise ValueError("corr_event: work buffers too small")
     xe = _view(work, n, d)
     off = n * d
     xt = _view(work[off:], d, n)
@@ -233,82 +244,115 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
                 tot += zsum[w, k] * zsum[w, k]
             corr_sum[w] += tot - nrm
             corr_cnt[w] += kk * kk - kk
-    # pairs with a security that misses days: sums over the days j misses of x_i, x_i^2
-    # and of "i misses too", as vector adds over the securities i (SIMD)
-    gapped = 0
+    # pairs with a security that misses days, in blocks of such securities
+    gap = iwork[n * d:n * d + n]
+    gpos = iwork[n * d + n:n * d + 2 * n]  # position in gap
+    g = 0
     for i in range(n):
         if c[i] > 0:
-            gapped += 1
-    if gapped == 0:
-        return
-    gs = _view(work[off:], n, n)
-    off += n * n
-    gq = _view(work[off:], n, n)
-    off += n * n
-    gc = _view(work[off:], n, n)
-    off += n * n
-    xg = _view(work[off:], gapped, d)
-    off += gapped * d
-    prod = _view(work[off:], gapped, n)
-    a = 0
-    for j in range(n):
-        if c[j] == 0:
-            continue
-        xg[a] = xe[j]
-        a += 1
-        row_s, row_q, row_c = gs[j], gq[j], gc[j]
-        row_s[:] = 0.0
-        row_q[:] = 0.0
-        row_c[:] = 0.0
-        for m in range(int(c[j])):
-            k = iwork[j * d + m]
-            col, mcol = xt[k], mt[k]
-            for i in range(n):
-                v = col[i]
-                row_s[i] += v
-                row_q[i] += v * v
-                row_c[i] += mcol[i]
-    np.dot(xg, xt, prod)  # x_i . x_j (0 at the missing days of either)
-    a = -1
-    for i in range(n):
-        if c[i] == 0:
-            continue
-        a += 1
-        for j in range(n):
-            if j == i or (c[j] > 0 and j < i):
-                continue  # a pair of two gapped securities is taken once, from the lower
-            both = False
-            for w in range(nw):
-                if used[i, w] and used[j, w]:
-                    both = True
-            if not both:
-                continue
-            # row i of gs, gq, gc: sums over the days i misses (rows of complete
-            # securities are not filled: they miss no day)
-            nij = d - c[i] - c[j] + gc[i, j]
-            if nij < 3:
-                continue
-            si, qi = (s[i] - gs[j, i], q[i] - gq[j, i]) if c[j] > 0 else (s[i], q[i])
-            sj = s[j] - gs[i, j]
-            qj = q[j] - gq[i, j]
-            cov = prod[a, j] - si * sj / nij
-            vi = qi - si * si / nij
-            vj = qj - sj * sj / nij
-            if not (vi > 0 and vj > 0):
-                continue
-            rho = cov / np.sqrt(vi * vj)
-            if not np.isfinite(rho):
-                continue
-            for w in range(nw):
-                if used[i, w] and used[j, w]:
-                    corr_sum[w] += 2.0 * rho
-                    corr_cnt[w] += 2.0
+            gap[g] = i
+            gpos[i] = g
+            g += 1
+    rows = _corr_rows(n)
+    for a0 in range(0, g, rows):
+        nb = min(g, a0 + rows) - a0
+        o = off
+        xg = _view(work[o:], nb, d)
+        o += nb * d
+        prod = _view(work[o:], nb, n)
+        o += nb * n
+        # fw_*[b, j]: sums over the days block row b misses of x_j, x_j^2, "j misses"
+        fw = _view(work[o:], 3 * nb, n)
+        o += 3 * nb * n
+        # rv_*[j, b]: sums over the days j misses of x_b, x_b^2, "b misses" (when the
+        # block holds every security with a missing day, fw has them: rv is not built)
+        one = nb == g
+        rv = _view(work[o:], 3 * n, nb)
+        o += 3 * n * nb
+        xgt = _view(work[o:], d, nb)
+        o += d * nb
+        mgt = _view(work[o:], d, nb)
+        for b in range(nb):
+            i = gap[a0 + b]
+            xg[b] = xe[i]
+            for k in range(d):
+                xgt[k, b] = xt[k, i]
+                mgt[k, b] = mt[k, i]
+        np.dot(xg, xt, prod)  # x_i . x_j (0 at the missing days of either)
+        fw[:, :] = 0.0
+        for b in range(nb):
+            i = gap[a0 + b]
+            f_s, f_q, f_c = fw[b], fw[nb + b], fw[2 * nb + b]
+            for m in range(int(c[i])):
+                k = iwork[i * d + m]
+                col, mcol = xt[k], mt[k]
+                for j in range(n):
+                    v = col[j]
+                    f_s[j] += v
+                    f_q[j] += v * v
+                    f_c[j] += mcol[j]
+        for a in range(0 if one else g):
+            j = gap[a]
+            r_s, r_q, r_c = rv[j], rv[n + j], rv[2 * n + j]
+            r_s[:] = 0.0
+            r_q[:] = 0.0
+            r_c[:] = 0.0
+            for m in range(int(c[j])):
+                k = iwork[j * d + m]
+                col, mcol = xgt[k], mgt[k]
+                for b in range(nb):
+                    v = col[b]
+                    r_s[b] += v
+                    r_q[b] += v * v
+                    r_c[b] += mcol[b]
+        for b in range(nb):
+            i = gap[a0 + b]
+            for j in range(n):
+                if j == i or (c[j] > 0 and j < i):
+                    continue  # a pair of two gapped securities is taken once, from the lower
+                both = False
+                for w in range(nw):
+                    if used[i, w] and used[j, w]:
+                        both = True
+                if not both:
+                    continue
+                nij = d - c[i] - c[j] + fw[2 * nb + b, j]
+                if nij < 3:
+                    continue
+                si, qi = s[i], q[i]
+                if c[j] > 0 and one:
+                    si -= fw[gpos[j], i]
+                    qi -= fw[nb + gpos[j], i]
+                elif c[j] > 0:
+                    si -= rv[j, b]
+                    qi -= rv[n + j, b]
+                sj = s[j] - fw[b, j]
+                qj = q[j] - fw[nb + b, j]
+                cov = prod[b, j] - si * sj / nij
+                vi = qi - si * si / nij
+                vj = qj - sj * sj / nij
+                if not (vi > 0 and vj > 0):
+                    continue
+                rho = cov / np.sqrt(vi * vj)
+                if not np.isfinite(rho):
+                    continue
+                for w in range(nw):
+                    if used[i, w] and used[j, w]:
+                        corr_sum[w] += 2.0 * rho
+                        corr_cnt[w] += 2.0
+
+
+@_jit
+def _corr_rows(n: int) -> int:
+    """Securities with a missing day per block of :func:`corr_event`."""
+    return max(1, CORR_BLOCK // max(n, 1))
 
 
 @_jit
 def corr_work(n: int, d: int, nw: int) -> int:
     """Doubles of :func:`corr_event`'s work buffer for ``n`` securities, ``d`` days."""
-    return 3 * n * d + 3 * n + max(nw * d + d, 3 * n * n + n * d + n * n)
+    rows = min(n, _corr_rows(n))
+    return 3 * n * d + 3 * n + max(nw * d + d, rows * (3 * d + 7 * n))
 
 
 @_jit
@@ -355,7 +399,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     ks = np.empty(nt)
     kc = np.empty(nt)
     work = np.empty(corr_work(n_max, n_est, nw) if need_corr else 0)
-    iwork = np.empty(n_max * n_est if need_corr else 0, dtype=np.int64)
+    iwork = np.empty(n_max * (n_est + 2) if need_corr else 0, dtype=np.int64)
     for e in range(n_ev):
         r0 = seg[e]
         n = seg[e + 1] - r0

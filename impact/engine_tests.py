@@ -283,7 +283,7 @@ def _corr_sums(x: FloatArray, used: BoolArray) -> tuple[FloatArray, FloatArray]:
     s = np.zeros(used.shape[1])
     c = np.zeros(used.shape[1])
     work = np.full(kernels.corr_work(n, d, used.shape[1]), np.nan)  # NaN: must not be read
-    iwork = np.full(n * d, -1, dtype=np.int64)
+    iwork = np.full(n * (d + 2), -1, dtype=np.int64)
     kernels.corr_event(x, 0, n, 0, d, np.ascontiguousarray(used), s, c, work, iwork)
     return s, c
 
@@ -594,7 +594,10 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
         with _one_blas_thread(), ThreadPoolExecutor(WORKERS) as pool:
             results = list(pool.map(lambda j: _chunk(ctx, *j), jobs()))
     else:
-        results = [_chunk(ctx, *j) for j in jobs()]
+        try:
+            results = [_chunk(ctx, *j) for j in jobs()]
+        finally:  # the pool's threads take their work arrays with them; this one must not
+            vars(_SCRATCH).clear()
     return _frame(results, n_events, wins, names)
 
 
