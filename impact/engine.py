@@ -96,6 +96,9 @@ from impact.estimation import EventSeries, Fit
 
 #: The market model estimates two parameters (alpha, beta).
 K = 2
+#: The models of :func:`dense_market_model` (in kernel code order) and their parameters.
+MODELS = ("market", "constant-mean", "market-adjusted")
+MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0}
 
 _DEFAULT_WINDOWS: tuple[tuple[int, int], ...] = ((-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10))
 
@@ -466,7 +469,7 @@ READ_BATCH = 1 << 17
 
 
 def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.ndarray,
-                 a_pos: np.ndarray, b_pos: np.ndarray
+                 a_pos: np.ndarray, b_pos: np.ndarray, use_mkt: bool = True
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Sums of 1, r', m', r'm', m'^2, r'^2 over sessions ``a_pos .. b_pos - 1`` of the layout.
 
@@ -477,6 +480,8 @@ def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.n
     Quantities are centred per series on their mean over its usable sessions
     (``mu``, keyed ``r m rm mm rr``), so the running sums stay small and their
     differences lose little; the caller adds ``n * mu`` back for the quadratic ones.
+    Without ``use_mkt`` a session is usable when ``ret`` is finite, and the benchmark
+    is read as 0 (a model without the benchmark).
 
     The compiled kernel :func:`impact.engine_kernels.window_sums` makes three passes
     over each series (means, centred means, running sums) and answers the series'
@@ -502,7 +507,7 @@ def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.n
 
     def run(t0: int, t1: int) -> None:
         engine_kernels.window_sums(ret, mkt, starts, span, t0, t1, order, q_bounds, a_pos,
-                                   b_pos, out, mu_arr)
+                                   b_pos, out, mu_arr, use_mkt)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda p: run(*p), parts))
@@ -597,6 +602,7 @@ class DenseModel:
     var_ar: npt.NDArray[np.float64]
     cars: dict[str, np.ndarray]
     exclusions: Exclusions | None
+    model: str = "market"
 
     @property
     def ok(self) -> npt.NDArray[np.bool_]:
@@ -606,13 +612,19 @@ class DenseModel:
     def ar_cov(self, row: int) -> npt.NDArray[np.float64]:
         """Forecast-error covariance of the event-window ARs of ok pair ``okp[row]``.
 
-        ``s^2 [I + 1/L1 + (R_m,t - Rbar_m)(R_m,s - Rbar_m) / S_mm]``; NaN rows and
+        ``s^2 [I + 1/L1 + (R_m,t - Rbar_m)(R_m,s - Rbar_m) / S_mm]`` (market model),
+        ``s^2 [I + 1/L1]`` (constant mean), ``s^2 I`` (market-adjusted); NaN rows and
         columns where the AR is missing (as :func:`impact.estimation.fit`).
         """
         i = self.okp[row]
-        dev = self.mkt[row] - self.rbar_m[i]
-        cov = self.s2[i] * (np.eye(len(dev)) + 1.0 / self.nobs[i]
-                            + np.outer(dev, dev) / self.s_mm[i])
+        eye = np.eye(len(self.rel))
+        if self.model == "market":
+            dev = self.mkt[row] - self.rbar_m[i]
+            cov = self.s2[i] * (eye + 1.0 / self.nobs[i] + np.outer(dev, dev) / self.s_mm[i])
+        elif self.model == "constant-mean":
+            cov = self.s2[i] * (eye + 1.0 / self.nobs[i])
+        else:
+            cov = self.s2[i] * eye
         gap = ~np.isfinite(self.ar[row])
         cov[gap, :] = np.nan
         cov[:, gap] = np.nan
@@ -632,8 +644,9 @@ def dense_market_model(
     car_windows: Sequence[tuple[int, int]],
     exclusions: Exclusions | None = None,
     step: Callable[[str], None] | None = None,
+    model: str = "market",
 ) -> DenseModel:
-    """Market-model fits, ARs and CARs of all pairs on dense arrays (no loop over pairs).
+    """Model fits, ARs and CARs of all pairs on dense arrays (no loop over pairs).
 
     The core of :func:`market_model` and of :func:`impact.study.compute_study`.
 
@@ -655,6 +668,16 @@ def dense_market_model(
     step
         Called with ``"running sums"``, ``"fits"``, ``"abnormal returns"`` and
         ``"CARs"`` as each is done.
+    model
+        ``market`` (OLS on a constant and the benchmark), ``constant-mean`` (the
+        estimation-window mean; the benchmark is not read) or ``market-adjusted``
+        (``AR = R - R_m``, nothing estimated but the residual variance), with
+        :func:`impact.estimation.fit`'s definitions (:data:`MODELS`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``model`` or a bad window.
 
     Returns
     -------
@@ -662,6 +685,10 @@ def dense_market_model(
     """
     from impact import engine_kernels  # numba: imported when first needed
 
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; the engine fits {', '.join(MODELS)}")
+    code, n_par = MODELS.index(model), MODEL_K[model]
+    use_mkt = model != "constant-mean"
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     done = step or (lambda _name: None)
     span = np.asarray(span, dtype=np.int64)
@@ -689,13 +716,14 @@ def dense_market_model(
         xa, xb = bounds(d0[ex.pair], ex.lo, ex.hi, has[ex.pair], pos0[ex.pair],
                         last[ex.pair])
         s_all, mu = _window_sums(ret, mkt, span, np.concatenate([tid, tid[ex.pair]]),
-                                 np.concatenate([a_pos, xa]), np.concatenate([b_pos, xb]))
+                                 np.concatenate([a_pos, xa]), np.concatenate([b_pos, xb]),
+                                 use_mkt)
         s = s_all[:, :n_pairs].copy()
         for k in range(6):
             s[k] -= np.bincount(ex.pair, weights=s_all[k, n_pairs:], minlength=n_pairs)
         del s_all
     else:
-        s, mu = _window_sums(ret, mkt, span, tid, a_pos, b_pos)
+        s, mu = _window_sums(ret, mkt, span, tid, a_pos, b_pos, use_mkt)
     del a_pos, b_pos
     done("running sums")
 
@@ -714,16 +742,29 @@ def dense_market_model(
         srr = s_rr - s_r * rb
         raw_mm = s_mm + 2 * s_m * mu_m + s_n * mu_m * mu_m
         collinear = ~(smm > 2 * np.finfo(float).eps * (s_n + raw_mm) ** 2 / s_n)
-    status = np.where(~has, 3, np.where(s_n < K + 2, 1, np.where(collinear, 2, 0)))
+    if model != "market":
+        collinear = np.zeros(n_pairs, dtype=bool)  # no regressor that can be collinear
+    status = np.where(~has, 3, np.where(s_n < n_par + 2, 1, np.where(collinear, 2, 0)))
     ok = status == 0
+    nan = np.full(n_pairs, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        beta = np.where(ok, srm / smm, np.nan)
-        alpha = np.where(ok, (mu_r + rb) - beta * (mu_m + mb), np.nan)
-        ssr = np.maximum(srr - beta * srm, 0.0)
-        s2 = np.where(ok, ssr / (s_n - K), np.nan)
-        r2 = np.where(ok, 1.0 - ssr / np.where(srr != 0, srr, np.nan), np.nan)
-        rbar_m = np.where(ok, mu_m + mb, np.nan)
-        s_mm_c = np.where(ok, smm, np.nan)
+        if model == "market":
+            beta = np.where(ok, srm / smm, np.nan)
+            alpha = np.where(ok, (mu_r + rb) - beta * (mu_m + mb), np.nan)
+            ssr = np.maximum(srr - beta * srm, 0.0)
+            r2 = np.where(ok, 1.0 - ssr / np.where(srr != 0, srr, np.nan), np.nan)
+            rbar_m = np.where(ok, mu_m + mb, np.nan)
+            s_mm_c = np.where(ok, smm, np.nan)
+        elif model == "constant-mean":  # the mean return; residuals about it
+            alpha = np.where(ok, mu_r + rb, np.nan)
+            beta, r2, rbar_m, s_mm_c = nan, nan, nan, nan
+            ssr = srr
+        else:  # market-adjusted: sum of (r - m)^2 = sum of ((r' - m') + (mu_r - mu_m))^2
+            alpha, beta, r2, rbar_m, s_mm_c = nan, nan, nan, nan, nan
+            shift = mu_r - mu_m
+            ssr = (s_rr - 2.0 * s_rm + s_mm) + 2.0 * shift * (s_r - s_m) + s_n * shift * shift
+            ssr = np.maximum(ssr, 0.0)
+        s2 = np.where(ok, ssr / (s_n - n_par), np.nan)
     nobs = s_n.astype(np.int64)
     del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
     done("fits")
@@ -743,7 +784,7 @@ def dense_market_model(
         "n_days": np.zeros(n_pairs * nw, np.int64),
         "status": np.full(n_pairs * nw, 2, np.int64),
         "reason": np.repeat(2 + status, nw),
-        "df": np.repeat(nobs - K, nw),
+        "df": np.repeat(nobs - n_par, nw),
         "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan),
         "t": np.full(n_pairs * nw, np.nan)}
     view = {k: v.reshape(n_pairs, nw) for k, v in cars.items()}
@@ -757,7 +798,7 @@ def dense_market_model(
         engine_kernels.ar_cars(
             ret, mkt, okp, j0, j1, d0, pos0, last, alpha, beta, s2, nobs_c, rbar_m, s_mm_c,
             v0, win_lo, win_hi, inside, m_ev, ar, var_ar, view["n_days"], view["status"],
-            view["reason"], view["car"], view["var_car"], view["t"])
+            view["reason"], view["car"], view["var_car"], view["t"], code)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda jj: ar_part(*jj), [(0, n_ok // 2), (n_ok // 2, n_ok)]))
@@ -765,7 +806,7 @@ def dense_market_model(
     done("CARs")
     return DenseModel(status=status, nobs=nobs, alpha=alpha, beta=beta, s2=s2, r2=r2,
                       rbar_m=rbar_m, s_mm=s_mm_c, okp=okp, rel=rel, inside=inside,
-                      mkt=m_ev, ar=ar, var_ar=var_ar, cars=cars, exclusions=ex)
+                      mkt=m_ev, ar=ar, var_ar=var_ar, cars=cars, exclusions=ex, model=model)
 
 
 def _read_exclusions(con: duckdb.DuckDBPyConnection, table: str, pairs_table: str,
@@ -1014,7 +1055,7 @@ class SeriesFit:
 
 
 _FIT_ERRORS = {
-    1: "only {n} usable estimation-window returns for 2 parameters",
+    1: "only {n} usable estimation-window returns for {k} parameters",
     2: "the regressors are collinear or constant over the estimation window (e.g. a "
        "benchmark whose returns do not vary)",
     3: "no returns",
@@ -1022,9 +1063,9 @@ _FIT_ERRORS = {
 
 
 def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
-               event: tuple[int, int], car_windows: Sequence[tuple[int, int]]
-               ) -> list[SeriesFit]:
-    """The market model of many event series at once, through :func:`dense_market_model`.
+               event: tuple[int, int], car_windows: Sequence[tuple[int, int]],
+               model: str = "market") -> list[SeriesFit]:
+    """One model of many event series at once, through :func:`dense_market_model`.
 
     The path :func:`impact.study.compute_study` takes: each series becomes one series of
     the dense layout (its sessions, day 0 at ``-rel_day[0]``), its ``excluded`` sessions
@@ -1038,11 +1079,14 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
         Aligned inputs, one per event-security pair (consecutive sessions).
     estimation, event, car_windows
         Windows in sessions relative to day 0, both ends included.
+    model
+        One of :data:`MODELS`.
 
     Returns
     -------
     list of SeriesFit
-        In the order of ``series``.
+        In the order of ``series``; each fit's ``model`` is the model's name (the
+        study puts its own name for the model in).
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     n = len(series)
@@ -1060,34 +1104,49 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     m = dense_market_model(ret, mkt, span, np.arange(n, dtype=np.int64), -first, has,
                            estimation=(e0, e1), event=(v0, v1), car_windows=windows,
                            exclusions=Exclusions.from_mask([s.excluded for s in series],
-                                                           first.tolist()))
+                                                           first.tolist()), model=model)
+    k = MODEL_K[model]
+    names = {"market": ("alpha", "beta"), "constant-mean": ("mean",),
+             "market-adjusted": ()}[model]
     row_of = {int(i): r for r, i in enumerate(m.okp)}
     out: list[SeriesFit] = []
     for i, s in enumerate(series):
         st = int(m.status[i])
         if st != 0:
-            out.append(SeriesFit(None, _FIT_ERRORS[st].format(n=int(m.nobs[i])), {}))
+            out.append(SeriesFit(None, _FIT_ERRORS[st].format(n=int(m.nobs[i]), k=k), {}))
             continue
         r = row_of[i]
         rel = np.asarray(s.rel_day)
         in_est = (rel >= e0) & (rel <= e1)
-        use = in_est & np.isfinite(s.ret) & np.isfinite(s.mkt) & ~np.asarray(s.excluded)
+        ret_s, mkt_s = np.asarray(s.ret), np.asarray(s.mkt)
+        use = in_est & np.isfinite(ret_s) & ~np.asarray(s.excluded)
         alpha, beta = float(m.alpha[i]), float(m.beta[i])
-        resid = np.full(int(in_est.sum()), np.nan)
-        resid[use[in_est]] = (s.ret - (alpha + beta * s.mkt))[use]
-        inside = m.inside[r]
         in_ev = (rel >= v0) & (rel <= v1)
-        ev_mkt = np.asarray(s.mkt)[in_ev]
+        ev_mkt = mkt_s[in_ev]
+        if model == "market":
+            use &= np.isfinite(mkt_s)
+            expected, ev_expected = alpha + beta * mkt_s, alpha + beta * ev_mkt
+            params: tuple[float, ...] = (alpha, beta)
+        elif model == "constant-mean":
+            expected, ev_expected = np.full(len(ret_s), alpha), np.full(len(ev_mkt), alpha)
+            params = (alpha,)
+        else:
+            use &= np.isfinite(mkt_s)
+            expected, ev_expected, params = mkt_s, ev_mkt, ()
+        if model != "constant-mean":  # no benchmark, no expected return
+            ev_expected = np.where(np.isfinite(ev_mkt), ev_expected, np.nan)
+        resid = np.full(int(in_est.sum()), np.nan)
+        resid[use[in_est]] = (ret_s - expected)[use]
+        inside = m.inside[r]
         used_dates = [d for d, u in zip(s.dates, use, strict=True) if u]
-        f = Fit(model="market", alpha=alpha, beta=beta, sigma=float(np.sqrt(m.s2[i])),
-                nobs=int(m.nobs[i]), k=K, r2=float(m.r2[i]), est_start=used_dates[0],
+        f = Fit(model=model, alpha=alpha, beta=beta, sigma=float(np.sqrt(m.s2[i])),
+                nobs=int(m.nobs[i]), k=k, r2=float(m.r2[i]), est_start=used_dates[0],
                 est_end=used_dates[-1], est_rel_day=rel[in_est], est_resid=resid,
                 ev_rel_day=rel[in_ev],
                 ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
-                ev_ret=np.asarray(s.ret)[in_ev], ev_mkt=ev_mkt,
-                ev_expected=np.where(np.isfinite(ev_mkt), alpha + beta * ev_mkt, np.nan),
+                ev_ret=ret_s[in_ev], ev_mkt=ev_mkt, ev_expected=ev_expected,
                 ev_ar=m.ar[r][inside], ev_cov=m.ar_cov(r)[np.ix_(inside, inside)],
-                params=(alpha, beta), param_names=("alpha", "beta"))
+                params=params, param_names=names)
         cars: dict[tuple[int, int], tuple[float, float] | None] = {}
         for w_i, w in enumerate(windows):
             row = i * len(windows) + w_i

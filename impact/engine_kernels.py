@@ -521,13 +521,14 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
 @_jit
 def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArray,
                 t0: int, t1: int, q_order: IntArray, q_bounds: IntArray, a_pos: IntArray,
-                b_pos: IntArray, out: FloatArray, mu: FloatArray) -> None:
+                b_pos: IntArray, out: FloatArray, mu: FloatArray, use_mkt: bool) -> None:
     """Estimation-window sums of the queries of series ``t0 .. t1 - 1`` (see ``engine``).
 
     Series ``t`` occupies ``ret[starts[t]:starts[t] + span[t]]``; its queries are
     ``q_order[q_bounds[t]:q_bounds[t + 1]]``, query ``k`` summing the sessions from
     dense index ``a_pos[k]`` to ``b_pos[k] - 1``. A session is usable when both
-    returns are finite. ``out[:, k]`` receives the sums over the query's sessions of
+    returns are finite (``use_mkt``), or the security's (not ``use_mkt``: the
+    benchmark is then read as 0). ``out[:, k]`` receives the sums over the query's sessions of
     1, r', m', r'm', m'^2, r'^2, where ``r' = r - mu_r``, ``m' = m - mu_m`` and the
     products are centred on their own means too (``mu[:, t]`` = means over the
     series' usable sessions of r, m, r'm', m'^2, r'^2): the running sums stay small,
@@ -544,7 +545,7 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
         sr = 0.0
         sm = 0.0
         for i in range(s0, s0 + n):
-            r, m = ret[i], mkt[i]
+            r, m = ret[i], mkt[i] if use_mkt else 0.0
             if np.isfinite(r) and np.isfinite(m):
                 cnt += 1.0
                 sr += r
@@ -555,7 +556,7 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
         smm = 0.0
         srr = 0.0
         for i in range(s0, s0 + n):
-            r, m = ret[i], mkt[i]
+            r, m = ret[i], mkt[i] if use_mkt else 0.0
             if np.isfinite(r) and np.isfinite(m):
                 rc, mc = r - mu_r, m - mu_m
                 srm += rc * mc
@@ -567,7 +568,7 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
         for k in range(6):
             run[k, 0] = 0.0
         for i in range(n):
-            r, m = ret[s0 + i], mkt[s0 + i]
+            r, m = ret[s0 + i], mkt[s0 + i] if use_mkt else 0.0
             if np.isfinite(r) and np.isfinite(m):
                 rc, mc = r - mu_r, m - mu_m
                 c0 += 1.0
@@ -596,18 +597,21 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
             s_mm: FloatArray, v0: int, win_lo: IntArray, win_hi: IntArray,
             inside: BoolArray, m_ev: FloatArray, ar: FloatArray, var_ar: FloatArray,
             n_days: IntArray, status: IntArray, reason: IntArray, car: FloatArray,
-            var_car: FloatArray, t: FloatArray) -> None:
+            var_car: FloatArray, t: FloatArray, model: int) -> None:
     """Event-window ARs, their variances and the CARs of ok pairs ``okp[r0:r1]``.
 
     Row ``r`` of ``inside``, ``m_ev``, ``ar``, ``var_ar`` (ok pairs x event days) is
     pair ``okp[r]``: the session ``day0 + v0 + k`` lies in the series (``inside``),
-    the benchmark return, ``AR = ret - (beta mkt + alpha)`` and
-    ``Var(AR) = s^2 (1 + 1/L1 + (mkt - Rbar_m)^2 / S_mm)`` (NaN where the AR is
-    missing). The CAR outputs (pairs x windows, indexed by the pair) get, per window
-    ``[win_lo, win_hi]`` (event-day columns): the sessions inside the series, the
-    status (0 complete, 1 not), the reason (0; 1 window leaves the series; 2 a
-    missing AR), and for a complete CAR its value, ``Var(CAR) = s^2 (L + L^2/L1 +
-    (sum_W (mkt - Rbar_m))^2 / S_mm)`` and ``t``.
+    the benchmark return, the AR and its variance (NaN where the AR is missing). By
+    ``model``: 0 market model, ``AR = ret - (beta mkt + alpha)``,
+    ``Var(AR) = s^2 (1 + 1/L1 + (mkt - Rbar_m)^2 / S_mm)``; 1 constant mean
+    (``alpha``), ``AR = ret - alpha``, ``Var(AR) = s^2 (1 + 1/L1)``; 2 market-adjusted,
+    ``AR = ret - mkt``, ``Var(AR) = s^2``. The CAR outputs (pairs x windows, indexed
+    by the pair) get, per window ``[win_lo, win_hi]`` (event-day columns): the
+    sessions inside the series, the status (0 complete, 1 not), the reason (0; 1
+    window leaves the series; 2 a missing AR), and for a complete CAR its value, its
+    variance (the sum of the ARs' covariances: ``s^2 (L + L^2/L1 + (sum_W (mkt -
+    Rbar_m))^2 / S_mm)``, ``s^2 (L + L^2/L1)``, ``s^2 L``) and ``t``.
     """
     n_rel = ar.shape[1]
     nw = win_lo.shape[0]
@@ -622,15 +626,22 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
             inside[r, k] = ins
             if ins:
                 m = mkt[pos0[p] + i]
-                x = ret[pos0[p] + i] - (b * m + a)
+                if model == 1:
+                    x = ret[pos0[p] + i] - a
+                elif model == 2:
+                    x = ret[pos0[p] + i] - m
+                else:
+                    x = ret[pos0[p] + i] - (b * m + a)
             else:
                 m = np.nan
                 x = np.nan
             m_ev[r, k] = m
             ar[r, k] = x
-            if np.isfinite(x):
+            if np.isfinite(x) and model == 0:
                 dv = m - rb
                 var_ar[r, k] = (dv * dv / smm + (1.0 + inv_n)) * sp
+            elif np.isfinite(x):
+                var_ar[r, k] = (1.0 + inv_n) * sp if model == 1 else sp
             else:
                 var_ar[r, k] = np.nan
         for w in range(nw):
@@ -653,8 +664,13 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
             reason[p, w] = 0 if full else (1 if ns < ln else 2)
             if full:
                 lf = np.float64(ln)
-                dev = cm - lf * rb
-                v = sp * (lf + lf * lf / nobs[p] + dev * dev / smm)
+                if model == 0:
+                    dev = cm - lf * rb
+                    v = sp * (lf + lf * lf / nobs[p] + dev * dev / smm)
+                elif model == 1:
+                    v = sp * (lf + lf * lf / nobs[p])
+                else:
+                    v = sp * lf
                 car[p, w] = c
                 var_car[p, w] = v
                 t[p, w] = c / np.sqrt(v)

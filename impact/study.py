@@ -6,10 +6,10 @@ to DuckDB in one transaction, and :mod:`impact.report` renders it from there.
 Nothing is written before everything has been computed and validated, so a
 failure leaves the database as it was.
 
-The market model of every event-security pair is fitted at once by the set-based
-engine (:func:`impact.engine.fit_series`, the core of ``impact engine``), with the
-estimation-window exclusions; the other models pair by pair
-(:func:`impact.estimation.fit`).
+The market, constant-mean and market-adjusted models of every event-security pair
+are fitted at once by the set-based engine (:func:`impact.engine.fit_series`, the
+core of ``impact engine``), with the estimation-window exclusions; the other models
+(Scholes-Williams, Dimson, multi-factor) pair by pair (:func:`impact.estimation.fit`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from impact import __version__
 from impact.analysis import FitKey, infer
 from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
 from impact.catalog import Event, Study
+from impact.engine import MODELS as ENGINE_MODELS
 from impact.engine import SeriesFit, fit_series
 from impact.errors import DataError
 from impact.estimation import (
@@ -131,10 +132,10 @@ def compute_study(
         Confirmed news events to add to the catalog (shown on the timeline; not
         estimated unless listed in the study's events).
     reference
-        Fit the market model pair by pair with :func:`impact.estimation.fit` (the
-        reference, for verification) instead of the set-based engine
-        (:func:`impact.engine.fit_series`), which is the default. Both give the same
-        numbers to 1e-9 (``tests/test_study_engine.py``).
+        Fit the market, constant-mean and market-adjusted models pair by pair with
+        :func:`impact.estimation.fit` (the reference, for verification) instead of the
+        set-based engine (:func:`impact.engine.fit_series`), which is the default. Both
+        give the same numbers to 1e-9 (``tests/test_study_engine.py``).
 
     Returns
     -------
@@ -291,23 +292,23 @@ def compute_study(
             jobs.append(_Job(event_id, sec.ticker, ex, str(sec.benchmark), series, window_info,
                              others_in_window))
 
-    # the market model of every pair at once, through the set-based engine (impact.engine);
-    # the other models pair by pair (impact.estimation.fit)
-    market_jobs = [j for j in jobs
-                   if any(study.model_specs[m].kind == "market"
-                          for m in study.models_for(j.ticker))]
-    engine_fits: dict[tuple[str, str], SeriesFit] = {}
-    if not reference:
-        engine_fits = dict(zip(
-            ((j.event_id, j.ticker) for j in market_jobs),
-            fit_series([j.series for j in market_jobs], estimation=w.estimation,
-                       event=w.event, car_windows=w.car), strict=True))
+    # the market, constant-mean and market-adjusted models of every pair at once, through
+    # the set-based engine (impact.engine); the other models pair by pair
+    # (impact.estimation.fit)
+    engine_fits: dict[tuple[str, str, str], SeriesFit] = {}
+    for kind in ([] if reference else ENGINE_MODELS):
+        kind_jobs = [j for j in jobs
+                     if any(study.model_specs[m].kind == kind for m in study.models_for(j.ticker))]
+        engine_fits.update(zip(
+            ((j.event_id, j.ticker, kind) for j in kind_jobs),
+            fit_series([j.series for j in kind_jobs], estimation=w.estimation,
+                       event=w.event, car_windows=w.car, model=kind), strict=True))
     est_len = w.estimation[1] - w.estimation[0] + 1
     for j in jobs:
         sec = study.instrument(j.ticker)
         for model in study.models_for(j.ticker):
             spec = study.model_specs[model]
-            sf = engine_fits.get((j.event_id, j.ticker)) if spec.kind == "market" else None
+            sf = engine_fits.get((j.event_id, j.ticker, spec.kind))
             try:
                 f = _fit(j.series, spec, w.estimation, w.event, sf)
             except ValueError as exc:

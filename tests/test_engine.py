@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.engine import Exclusions, market_model, market_model_sql
+from impact.engine import Exclusions, fit_series, market_model, market_model_sql
 from impact.estimation import EventSeries, car, fit
 
 RTOL = 1e-9
@@ -300,3 +300,67 @@ def test_bad_input() -> None:
         market_model_sql(con, returns_table="r", pairs_table="q", car_windows=((-6, 0),))
     with pytest.raises(ValueError, match="start after"):
         market_model_sql(con, returns_table="r", pairs_table="q", estimation=(-11, -250))
+
+
+@pytest.mark.parametrize("model", ["market", "constant-mean", "market-adjusted"])
+def test_fit_series_models_equal_reference(model: str) -> None:
+    """Each engine model against ``impact.estimation.fit``/``car``, series by series.
+
+    Random series with gaps in the returns and (separately) in the benchmark, excluded
+    runs, short histories, windows past the data and a constant benchmark.
+    """
+    rng = np.random.default_rng(5)
+    est, ev, windows = (-120, -11), (-5, 10), [(0, 0), (-1, 1), (-5, 10), (0, 10)]
+    series = []
+    for i in range(60):
+        n = int(rng.integers(20, 140))
+        first = -int(rng.integers(5, 135))
+        rel = np.arange(first, first + n)
+        mkt = rng.normal(size=n) * 0.01 + 0.0005
+        if i == 7:
+            mkt[:] = 0.001  # constant benchmark: collinear for the market model only
+        ret = 0.0003 + rng.uniform(0.5, 1.5) * mkt + rng.standard_t(4, size=n) * 0.015
+        ret[rng.random(n) < 0.04] = np.nan
+        mkt[rng.random(n) < 0.03] = np.nan  # the constant-mean model uses those days
+        excluded = np.zeros(n, dtype=bool)
+        if i % 3 == 0:
+            a = int(rng.integers(0, n))
+            excluded[a:a + int(rng.integers(1, 30))] = True
+            excluded &= rel <= est[1]
+        dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
+        series.append(EventSeries(rel, dates, ret, mkt, excluded))
+    got = fit_series(series, estimation=est, event=ev, car_windows=windows, model=model)
+    n_ok = n_err = 0
+    for s, sf in zip(series, got, strict=True):
+        try:
+            ref = fit(s, model, est, ev)
+        except ValueError as exc:
+            assert sf.fit is None and sf.error == str(exc)
+            n_err += 1
+            continue
+        assert sf.fit is not None, sf.error
+        f = sf.fit
+        n_ok += 1
+        assert (f.model, f.k, f.nobs, f.param_names) == (ref.model, ref.k, ref.nobs,
+                                                          ref.param_names)
+        assert (f.est_start, f.est_end, f.ev_dates) == (ref.est_start, ref.est_end, ref.ev_dates)
+        for name in ("alpha", "beta", "sigma", "r2"):
+            a, b = getattr(f, name), getattr(ref, name)
+            assert (np.isnan(a) and np.isnan(b)) or close(a, b), (model, name, a, b)
+        for name in ("params", "est_resid", "ev_expected", "ev_ar", "ev_cov"):
+            a, b = np.asarray(getattr(f, name)), np.asarray(getattr(ref, name))
+            assert a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b)), name
+            assert all(close(x, y) for x, y in zip(a[~np.isnan(a)], b[~np.isnan(b)],
+                                                   strict=True)), (model, name)
+        for w in windows:
+            c = car(ref, w)
+            sums = sf.cars[w]
+            assert (sums is not None) == (c.status == "ok"), (model, w, c.reason)
+            if sums is not None:
+                assert close(sums[0], c.car) and close(sums[1], c.se**2), (model, w)
+    assert n_ok > 30 and n_err >= 1, (n_ok, n_err)
+
+
+def close(a: float, b: float) -> bool:
+    """Equal to RTOL relative (absolute near 0)."""
+    return abs(a - b) <= RTOL * max(abs(b), 1e-12)
