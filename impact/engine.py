@@ -408,6 +408,86 @@ def market_model_sql(
     for t in ("_eng_tk0", "_eng_tk", "_eng_dense", "_eng_x", "_eng_cum", "_eng_exs",
               "_eng_est", "_eng_fit", "_eng_agg"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+    document(con)
+
+
+#: ``COMMENT ON`` texts of the engine's tables and their columns (docs/engine.md).
+TABLE_DOCS: dict[str, tuple[str, dict[str, str]]] = {
+    "engine_fits": (
+        "impact engine: the market model of each event-security pair, fitted over its "
+        "estimation window (docs/engine.md). Replaced by each run.",
+        {"pair_id": "the pair (pair_id of the pairs table)",
+         "ticker": "the security",
+         "day0_idx": "day 0 as a session index on the ticker's calendar",
+         "status": "ok; insufficient (fewer than 4 usable estimation-window returns); "
+                   "collinear (the benchmark does not vary); no_data (no returns)",
+         "nobs": "usable estimation-window returns (L1)",
+         "alpha": "intercept (NULL unless ok)",
+         "beta": "slope on the benchmark return (NULL unless ok)",
+         "sigma": "residual standard deviation, sqrt(SSR / (L1 - 2))",
+         "r2": "R squared of the fit",
+         "rbar_m": "mean benchmark return over the used estimation-window sessions",
+         "s_mm": "sum of squared deviations of the benchmark return over those sessions"}),
+    "engine_ar": (
+        "impact engine: event-window abnormal returns of the ok pairs, one row per session "
+        "inside the ticker's data (docs/engine.md). Replaced by each run.",
+        {"pair_id": "the pair", "rel_day": "session relative to day 0",
+         "ret": "the security's return (SQL form only)",
+         "mkt": "the benchmark return (SQL form only)",
+         "ar": "abnormal return ret - (alpha + beta mkt); NULL at a gap",
+         "var_ar": "forecast-error variance s^2 [1 + 1/L1 + (mkt - rbar_m)^2 / s_mm]"}),
+    "engine_car": (
+        "impact engine: cumulative abnormal returns, one row per pair and CAR window "
+        "(docs/engine.md). Replaced by each run.",
+        {"pair_id": "the pair", "window_start": "first day of the window (relative to day 0)",
+         "window_end": "last day of the window", "n_days": "sessions of the window in the data",
+         "status": "ok; incomplete; no_fit (the fit's status is the reason)",
+         "reason": "why not ok: no_session (the window runs past the data), gap (a missing "
+                   "AR), or the fit's status",
+         "df": "degrees of freedom of t, L1 - 2",
+         "car": "sum of the window's ARs (NULL unless ok)",
+         "var_car": "s^2 [L + L^2/L1 + (sum of (mkt - rbar_m) over the window)^2 / s_mm]",
+         "t": "car / sqrt(var_car)"}),
+    "engine_tests": (
+        "impact engine: per-event cross-sectional tests over the pairs sharing an event_id, "
+        "one row per event, window and test (docs/engine.md, docs/tests.md). Replaced by "
+        "each run.",
+        {"event_id": "the event (event_id of the pairs table)",
+         "window_start": "first day of the window", "window_end": "last day of the window",
+         "test": "t_cs, patell, bmp, kp_bmp, gsign, corrado or corrado_cowan",
+         "n": "securities used (every AR of the window present)",
+         "statistic": "the test statistic (NULL when not computed)",
+         "p": "two-sided p-value", "df": "degrees of freedom (t tests)",
+         "distribution": "null distribution: t or normal",
+         "status": "ok or not computed", "reason": "why not computed"}),
+}
+
+
+def document(con: duckdb.DuckDBPyConnection) -> None:
+    """``COMMENT ON`` the engine's tables present in ``con`` and their columns.
+
+    Parameters
+    ----------
+    con
+        The connection the engine wrote to (inside its transaction, if any).
+    """
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema()"
+    ).fetchall()}
+    for table, (text, columns) in TABLE_DOCS.items():
+        if table not in present:
+            continue
+        con.execute(f"COMMENT ON TABLE {table} IS {_sql_str(text)}")
+        have = [c[0] for c in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+        for col in have:
+            if col in columns:
+                con.execute(f"COMMENT ON COLUMN {table}.{_ident(col)} IS "
+                            f"{_sql_str(columns[col])}")
+
+
+def _sql_str(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------- dense backend
@@ -1037,6 +1117,7 @@ def market_model(
         _write(con, "engine_tests", test_tbl)
     else:  # never leave another run's tests beside these results
         con.execute("DROP TABLE IF EXISTS engine_tests")
+    document(con)
     step("write tests")
     return EngineRun(pairs=n_pairs, ok=n_ok, ar_rows=n_ar, car_rows=n_pairs * nw,
                      test_rows=0 if test_tbl is None else test_tbl.num_rows, seconds=seconds)

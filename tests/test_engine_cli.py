@@ -219,3 +219,31 @@ def test_exclusions_table_errors(panel: Path, tmp_path: Path) -> None:
         assert res.exit_code == 3, res.output
         assert message in res.output
         assert counts(db) == before
+
+
+@pytest.mark.parametrize("form", ["dense", "sql"])
+def test_engine_tables_are_documented_in_the_file(panel: Path, tmp_path: Path, form: str
+                                                  ) -> None:
+    """A user opening the file with the duckdb CLI finds every engine table and column
+    commented (COMMENT ON), for both forms."""
+    path = tmp_path / "panel.duckdb"
+    path.write_bytes(panel.read_bytes())
+    con = duckdb.connect(str(path))
+    con.execute("BEGIN")
+    if form == "dense":
+        market_model(con, returns_table="returns", pairs_table="pairs")
+        want = {"engine_fits", "engine_ar", "engine_car", "engine_tests"}
+    else:
+        market_model_sql(con, returns_table="returns", pairs_table="pairs")
+        want = {"engine_fits", "engine_ar", "engine_car"}
+    con.execute("COMMIT")
+    tables = dict(con.execute("SELECT table_name, comment FROM duckdb_tables() "
+                              "WHERE table_name LIKE 'engine_%'").fetchall())
+    assert want <= set(tables), tables
+    assert all(tables[t] and "impact engine" in tables[t] for t in want), tables
+    cols = con.execute("SELECT table_name, column_name, comment FROM duckdb_columns() "
+                       "WHERE table_name LIKE 'engine_%'").fetchall()
+    con.close()
+    missing = [(t, c) for t, c, comment in cols if t in want and not comment]
+    assert not missing, missing
+    assert {t for t, _, _ in cols} >= want
