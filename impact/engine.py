@@ -174,7 +174,8 @@ def market_model_sql(
     Notes
     -----
     Creates or replaces ``engine_fits``, ``engine_ar`` and ``engine_car`` in the
-    connection's current schema; temporary ``_eng_*`` tables are dropped.
+    connection's current schema, and drops an earlier run's ``engine_tests`` (this
+    form computes no tests); temporary ``_eng_*`` tables are dropped.
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     rt, pt = _ident(returns_table), _ident(pairs_table)
@@ -408,6 +409,7 @@ def market_model_sql(
     for t in ("_eng_tk0", "_eng_tk", "_eng_dense", "_eng_x", "_eng_cum", "_eng_exs",
               "_eng_est", "_eng_fit", "_eng_agg"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
+    con.execute("DROP TABLE IF EXISTS engine_tests")  # never another run's tests beside these
     document(con)
 
 
@@ -472,8 +474,8 @@ def document(con: duckdb.DuckDBPyConnection) -> None:
         The connection the engine wrote to (inside its transaction, if any).
     """
     present = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema()"
-    ).fetchall()}
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema()").fetchall()}
     for table, (text, columns) in TABLE_DOCS.items():
         if table not in present:
             continue
@@ -768,7 +770,7 @@ def dense_market_model(
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; the engine fits {', '.join(MODELS)}")
     code, n_par = MODELS.index(model), MODEL_K[model]
-    use_mkt = model != "constant-mean"
+    use_mkt = model == "market"
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     done = step or (lambda _name: None)
     span = np.asarray(span, dtype=np.int64)
@@ -792,10 +794,13 @@ def dense_market_model(
 
     a_pos, b_pos = bounds(d0, e0, e1, has, pos0, last)
     ex = exclusions.merged((e0, e1)) if exclusions is not None else None
+    # market-adjusted: the residual d = r - m is summed directly (no cancellation between
+    # sums of r^2, r m and m^2); the constant-mean sums leave the benchmark out
+    sum_ret = ret - mkt if model == "market-adjusted" else ret
     if ex is not None and len(ex.pair):
         xa, xb = bounds(d0[ex.pair], ex.lo, ex.hi, has[ex.pair], pos0[ex.pair],
                         last[ex.pair])
-        s_all, mu = _window_sums(ret, mkt, span, np.concatenate([tid, tid[ex.pair]]),
+        s_all, mu = _window_sums(sum_ret, mkt, span, np.concatenate([tid, tid[ex.pair]]),
                                  np.concatenate([a_pos, xa]), np.concatenate([b_pos, xb]),
                                  use_mkt)
         s = s_all[:, :n_pairs].copy()
@@ -803,7 +808,7 @@ def dense_market_model(
             s[k] -= np.bincount(ex.pair, weights=s_all[k, n_pairs:], minlength=n_pairs)
         del s_all
     else:
-        s, mu = _window_sums(ret, mkt, span, tid, a_pos, b_pos, use_mkt)
+        s, mu = _window_sums(sum_ret, mkt, span, tid, a_pos, b_pos, use_mkt)
     del a_pos, b_pos
     done("running sums")
 
@@ -838,12 +843,10 @@ def dense_market_model(
         elif model == "constant-mean":  # the mean return; residuals about it
             alpha = np.where(ok, mu_r + rb, np.nan)
             beta, r2, rbar_m, s_mm_c = nan, nan, nan, nan
-            ssr = srr
-        else:  # market-adjusted: sum of (r - m)^2 = sum of ((r' - m') + (mu_r - mu_m))^2
+            ssr = np.maximum(srr, 0.0)
+        else:  # market-adjusted: the sums are of d = r - m; sum of d^2 = sum of (d' + mu)^2
             alpha, beta, r2, rbar_m, s_mm_c = nan, nan, nan, nan, nan
-            shift = mu_r - mu_m
-            ssr = (s_rr - 2.0 * s_rm + s_mm) + 2.0 * shift * (s_r - s_m) + s_n * shift * shift
-            ssr = np.maximum(ssr, 0.0)
+            ssr = np.maximum(s_rr + 2.0 * mu_r * s_r + s_n * mu_r * mu_r, 0.0)
         s2 = np.where(ok, ssr / (s_n - n_par), np.nan)
     nobs = s_n.astype(np.int64)
     del s, s_rm, s_mm, s_rr, rb, mb, smm, srm, srr, raw_mm, ssr
@@ -1125,7 +1128,7 @@ def market_model(
 
 @dataclass(frozen=True)
 class SeriesFit:
-    """The market model of one :class:`impact.estimation.EventSeries` (:func:`fit_series`)."""
+    """One model of one :class:`impact.estimation.EventSeries` (:func:`fit_series`)."""
 
     #: The fit, as :func:`impact.estimation.fit` returns it; ``None`` if it failed.
     fit: Fit | None
@@ -1194,7 +1197,9 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     for i, s in enumerate(series):
         st = int(m.status[i])
         if st != 0:
-            out.append(SeriesFit(None, _FIT_ERRORS[st].format(n=int(m.nobs[i]), k=k), {}))
+            # an empty series: the reference finds 0 usable returns
+            msg = _FIT_ERRORS[1 if st == 3 else st].format(n=int(m.nobs[i]), k=k)
+            out.append(SeriesFit(None, msg, {}))
             continue
         r = row_of[i]
         rel = np.asarray(s.rel_day)

@@ -387,8 +387,11 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     nt = dev.shape[1]
     # work arrays for the largest event, allocated once
     n_max = 0
+    n_work = 0
     for e in range(n_ev):
         n_max = max(n_max, seg[e + 1] - seg[e])
+        if need_corr:  # corr_work is not monotone in the event's size (its blocks)
+            n_work = max(n_work, corr_work(seg[e + 1] - seg[e], n_est, nw))
     used_buf = np.empty(n_max * nw, dtype=np.bool_)
     car_buf = np.empty(n_max * nw)
     scar_buf = np.empty(n_max * nw)
@@ -398,7 +401,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     kc_all = np.empty(nt)
     ks = np.empty(nt)
     kc = np.empty(nt)
-    work = np.empty(corr_work(n_max, n_est, nw) if need_corr else 0)
+    work = np.empty(n_work)
     iwork = np.empty(n_max * (n_est + 2) if need_corr else 0, dtype=np.int64)
     for e in range(n_ev):
         r0 = seg[e]
@@ -632,6 +635,8 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
                     x = ret[pos0[p] + i] - m
                 else:
                     x = ret[pos0[p] + i] - (b * m + a)
+                if not np.isfinite(x):  # a missing or infinite input: no AR
+                    x = np.nan
             else:
                 m = np.nan
                 x = np.nan

@@ -430,7 +430,7 @@ def car(f: Fit, window: tuple[int, int], *,
     else:
         total, var = float(sums[0]), float(sums[1])
     se = float(np.sqrt(var))
-    t = total / se
+    t = total / se if se > 0 else float("nan")  # a perfect fit (e.g. a stale price): no t
     sq_p, sq_n = sq_pvalue(total, f.est_resid, length)
     bhar = float(np.prod(1.0 + f.ev_ret[idx]) - np.prod(1.0 + f.ev_expected[idx]))
     return CarResult(

@@ -364,3 +364,54 @@ def test_fit_series_models_equal_reference(model: str) -> None:
 def close(a: float, b: float) -> bool:
     """Equal to RTOL relative (absolute near 0)."""
     return abs(a - b) <= RTOL * max(abs(b), 1e-12)
+
+
+def test_fit_series_degenerate_series() -> None:
+    """A stale price (constant returns), a return equal to the benchmark, an empty
+    series and infinite inputs: the engine's fits, errors and CARs are the reference's."""
+    est, ev, windows = (-60, -11), (-5, 10), [(0, 0), (-1, 1)]
+    n = 80
+    rel = np.arange(n) - 70
+    rng = np.random.default_rng(9)
+    mkt = rng.normal(size=n) * 0.01
+    dates = tuple(date(2021, 1, 1) + timedelta(days=int(k)) for k in range(n))
+    stale = np.where(rel <= est[1], 0.0, rng.normal(size=n) * 0.02)  # no trade, then news
+    same = mkt.copy()
+    inf_ret = rng.normal(size=n) * 0.02 + mkt
+    inf_ret[rel == 0] = np.inf
+    inf_mkt = mkt.copy()
+    inf_mkt[rel == 1] = -np.inf
+    cases = {"stale": EventSeries(rel, dates, stale, mkt, np.zeros(n, bool)),
+             "ret = mkt": EventSeries(rel, dates, same, mkt, np.zeros(n, bool)),
+             "inf ret": EventSeries(rel, dates, inf_ret, mkt, np.zeros(n, bool)),
+             "inf mkt": EventSeries(rel, dates, inf_ret, inf_mkt, np.zeros(n, bool)),
+             "empty": EventSeries(rel[:0], (), mkt[:0], mkt[:0], np.zeros(0, bool))}
+    for model in ("market", "constant-mean", "market-adjusted"):
+        got = fit_series(list(cases.values()), estimation=est, event=ev, car_windows=windows,
+                         model=model)
+        for (name, s), sf in zip(cases.items(), got, strict=True):
+            try:
+                ref = fit(s, model, est, ev)
+            except ValueError as exc:
+                assert sf.fit is None and sf.error == str(exc), (model, name, sf.error)
+                continue
+            assert sf.fit is not None, (model, name, sf.error)
+            f = sf.fit
+            # an exact fit: both sigmas are 0 or rounding noise (1e-18 on returns of 1e-2)
+            exact = ref.sigma < 1e-12
+            if exact:
+                assert f.sigma < 1e-12, (model, name, f.sigma)
+            else:
+                assert close(f.sigma, ref.sigma), (model, name)
+            if model != "market":  # these sums are exact: 0 stays 0
+                assert (f.sigma == 0.0) == (ref.sigma == 0.0), (model, name, f.sigma)
+            assert np.array_equal(np.isnan(f.ev_ar), np.isnan(ref.ev_ar)), (model, name)
+            assert np.all(np.isfinite(f.ev_ar) | np.isnan(f.ev_ar)), (model, name)
+            for w in windows:
+                want = car(ref, w)
+                have = car(f, w, sums=sf.cars[w])  # never a ZeroDivisionError
+                assert have.status == want.status, (model, name, w)
+                if want.status == "ok" and not exact:
+                    assert close(have.t, want.t), (model, name, w)
+                if want.status == "ok" and ref.sigma == 0.0:
+                    assert np.isnan(want.t) and np.isnan(have.t), (model, name, w)

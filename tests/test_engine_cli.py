@@ -247,3 +247,25 @@ def test_engine_tables_are_documented_in_the_file(panel: Path, tmp_path: Path, f
     missing = [(t, c) for t, c, comment in cols if t in want and not comment]
     assert not missing, missing
     assert {t for t, _, _ in cols} >= want
+
+
+def test_sql_form_drops_stale_tests_and_comments_only_its_own_database(panel: Path,
+                                                                       tmp_path: Path) -> None:
+    path = tmp_path / "panel.duckdb"
+    path.write_bytes(panel.read_bytes())
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as o:  # an engine table in another attached database
+        o.execute("CREATE TABLE engine_car AS SELECT 1 AS x")
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE engine_tests AS SELECT 1 AS stale")
+    con.execute(f"ATTACH '{other}' AS other")
+    con.execute("BEGIN")
+    market_model_sql(con, returns_table="returns", pairs_table="pairs")
+    con.execute("COMMIT")
+    names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() "
+                                       "WHERE database_name = current_database()").fetchall()}
+    other_comment = con.execute("SELECT comment FROM duckdb_tables() "
+                                "WHERE database_name = 'other'").fetchall()
+    con.close()
+    assert "engine_tests" not in names and "engine_car" in names
+    assert other_comment == [(None,)]

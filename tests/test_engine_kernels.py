@@ -450,3 +450,15 @@ def test_correlation_blocks_of_a_large_event() -> None:
     for j in range(2):
         want = mean_pairwise_correlation(x[used[:, j]].T)
         assert want is not None and tet.close(s[j] / c[j], want), (j, s[j] / c[j], want)
+
+
+def test_events_whose_smaller_one_needs_more_correlation_work() -> None:
+    """corr_work is not monotone in the event size (its blocks): 257 then 256 securities
+    in one chunk must not find the work buffer short."""
+    d, nw = 30, 2
+    assert kernels.corr_work(256, d, nw) > kernels.corr_work(257, d, nw)
+    tks = make_tickers(1, 600, 200, gap=0.05)
+    est, ev = (-100, -11), (-5, 10)
+    panel, fits = build(make(tks, random_events(2, tks, [257, 256], (120, 180))), est, ev)
+    got = event_tests(panel, estimation=est, event=ev, windows=[(0, 0)], tests=["kp_bmp"])
+    compare(got, fits, 2, [(0, 0)], ["kp_bmp"])
