@@ -279,32 +279,14 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
                 xgt[k, b] = xt[k, i]
                 mgt[k, b] = mt[k, i]
         np.dot(xg, xt, prod)  # x_i . x_j (0 at the missing days of either)
-        fw[:, :] = 0.0
         for b in range(nb):
             i = gap[a0 + b]
-            f_s, f_q, f_c = fw[b], fw[nb + b], fw[2 * nb + b]
-            for m in range(int(c[i])):
-                k = iwork[i * d + m]
-                col, mcol = xt[k], mt[k]
-                for j in range(n):
-                    v = col[j]
-                    f_s[j] += v
-                    f_q[j] += v * v
-                    f_c[j] += mcol[j]
+            _missing_sums(iwork[i * d:i * d + int(c[i])], xt, mt, fw[b], fw[nb + b],
+                          fw[2 * nb + b])
         for a in range(0 if one else g):
             j = gap[a]
-            r_s, r_q, r_c = rv[j], rv[n + j], rv[2 * n + j]
-            r_s[:] = 0.0
-            r_q[:] = 0.0
-            r_c[:] = 0.0
-            for m in range(int(c[j])):
-                k = iwork[j * d + m]
-                col, mcol = xgt[k], mgt[k]
-                for b in range(nb):
-                    v = col[b]
-                    r_s[b] += v
-                    r_q[b] += v * v
-                    r_c[b] += mcol[b]
+            _missing_sums(iwork[j * d:j * d + int(c[j])], xgt, mgt, rv[j], rv[n + j],
+                          rv[2 * n + j])
         for b in range(nb):
             i = gap[a0 + b]
             for j in range(n):
@@ -340,6 +322,22 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
                     if used[i, w] and used[j, w]:
                         corr_sum[w] += 2.0 * rho
                         corr_cnt[w] += 2.0
+
+
+@_jit
+def _missing_sums(days: IntArray, xt: FloatArray, mt: FloatArray, out_s: FloatArray,
+                  out_q: FloatArray, out_c: FloatArray) -> None:
+    """``out_* =`` sums over ``days`` of the rows of ``xt``, their squares and ``mt``."""
+    out_s[:] = 0.0
+    out_q[:] = 0.0
+    out_c[:] = 0.0
+    for k in days:
+        col, mcol = xt[k], mt[k]
+        for j in range(col.shape[0]):
+            v = col[j]
+            out_s[j] += v
+            out_q[j] += v * v
+            out_c[j] += mcol[j]
 
 
 @_jit

@@ -8,7 +8,6 @@ The reference is ``impact.estimation.fit``/``car`` for the dense model and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from impact.engine import Exclusions, _window_sums, dense_market_model
 from impact.engine_tests import ENGINE_TESTS, event_tests
 from impact.estimation import EventSeries, car, fit
 from impact.inference import mean_pairwise_correlation
-from tests.test_engine_tests import D0, Study, Ticker, build, compare
+from tests.test_engine_tests import Study, Ticker, build, compare, series
 
 TESTS = list(ENGINE_TESTS)
 
@@ -33,17 +32,7 @@ def wide_series(t: Ticker, day0: int, est: tuple[int, int], ev: tuple[int, int],
                 excluded: list[tuple[int, int]] | None = None) -> EventSeries | None:
     """As ``tests.test_engine_tests.series``, but over both windows whatever their order
     (an estimation window inside, after or past the end of the event window)."""
-    start = max(t.lo, day0 + min(est[0], ev[0]))
-    end = min(t.hi, day0 + max(est[1], ev[1]))
-    if end < start:
-        return None
-    idx = np.arange(start, end + 1)
-    mask = np.zeros(len(idx), dtype=bool)
-    for a, b in excluded or []:
-        mask |= (idx - day0 >= max(a, est[0])) & (idx - day0 <= min(b, est[1]))
-    return EventSeries(rel_day=idx - day0,
-                       dates=tuple(D0 + timedelta(days=int(i)) for i in idx),
-                       ret=t.ret[idx - t.lo], mkt=t.mkt[idx - t.lo], excluded=mask)
+    return series(t, day0, est, ev, excluded, wide=True)
 
 
 @pytest.fixture

@@ -112,8 +112,12 @@ def make_study(seed: int, est: tuple[int, int], ev: tuple[int, int],
 
 
 def series(t: Ticker, day0: int, est: tuple[int, int], ev: tuple[int, int],
-           excluded: list[tuple[int, int]] | None = None) -> EventSeries | None:
-    start, end = max(t.lo, day0 + est[0]), min(t.hi, day0 + ev[1])
+           excluded: list[tuple[int, int]] | None = None, *, wide: bool = False
+           ) -> EventSeries | None:
+    """The reference's series of a pair: from the estimation window's start to the event
+    window's end (``wide``: over both windows whatever their order)."""
+    start = max(t.lo, day0 + (min(est[0], ev[0]) if wide else est[0]))
+    end = min(t.hi, day0 + (max(est[1], ev[1]) if wide else ev[1]))
     if end < start:
         return None
     idx = np.arange(start, end + 1)
