@@ -19,6 +19,7 @@ Tables: ``returns(ticker, session_idx, date, ret, mkt)`` and
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import date
 
 import duckdb
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from impact.calendars import sessions
+from impact.storage import STORAGE_COMPATIBILITY
 
 
 def build_panel(path: str, *, securities: int = 3000, years: int = 10, pairs: int = 100_000,
@@ -35,7 +37,11 @@ def build_panel(path: str, *, securities: int = 3000, years: int = 10, pairs: in
     rng = np.random.default_rng(seed)
     end = date(2024, 12, 31)
     start = date(end.year - years, 1, 1)
-    con = duckdb.connect(path)
+    # a new file in the storage format of impact's own files, so that the 1.x duckdb
+    # command-line client (the dev tools' duckdb-cli) opens it too
+    new = not os.path.exists(path)
+    con = duckdb.connect(path, config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+                         if new else {})
     con.execute("DROP TABLE IF EXISTS returns")
     con.execute("DROP TABLE IF EXISTS pairs")
     created = False

@@ -269,3 +269,19 @@ def test_sql_form_drops_stale_tests_and_comments_only_its_own_database(panel: Pa
     con.close()
     assert "engine_tests" not in names and "engine_car" in names
     assert other_comment == [(None,)]
+
+
+def test_duckdb_cli_reads_the_engine_comments(panel: Path, tmp_path: Path) -> None:
+    """docs/engine.md: the duckdb command-line client (1.x) opens the README's panel and
+    shows the engine tables' comments."""
+    cli = Path(sys.executable).parent / "duckdb"
+    if not cli.exists():
+        pytest.skip("the duckdb CLI is not installed (pip install duckdb-cli)")
+    path = tmp_path / "panel.duckdb"
+    path.write_bytes(panel.read_bytes())
+    res = CliRunner().invoke(main, ["engine", "--db", str(path), "--no-tests"])
+    assert res.exit_code == 0, res.output
+    out = subprocess.run([str(cli), "-readonly", str(path), "-c",
+                          "SELECT table_name, comment FROM duckdb_tables()"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "engine_car" in out and "impact engine: cumulative abnormal returns" in out
