@@ -109,6 +109,11 @@ def build_panel(path: str, *, securities: int = 3000, years: int = 10, pairs: in
                         "day0_idx": day0})
     con.register("pairs_df", pdf)
     con.execute("CREATE TABLE pairs AS SELECT * FROM pairs_df")
+    con.execute("COMMENT ON TABLE returns IS 'benchmarks/panel.py: synthetic daily returns, "
+                "one row per security and session (the input layout of impact engine, "
+                "docs/engine.md)'")
+    con.execute("COMMENT ON TABLE pairs IS 'benchmarks/panel.py: synthetic event-security "
+                "pairs; the pairs sharing an event_id are one event'")
     con.close()
     return {"rows": n_rows, "securities": securities, "pairs": pairs}
 

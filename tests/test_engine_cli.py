@@ -285,3 +285,4 @@ def test_duckdb_cli_reads_the_engine_comments(panel: Path, tmp_path: Path) -> No
                           "SELECT table_name, comment FROM duckdb_tables()"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "engine_car" in out and "impact engine: cumulative abnormal returns" in out
+    assert "synthetic daily returns" in out and "synthetic event-security pairs" in out
