@@ -92,13 +92,21 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from impact.estimation import EventSeries, Fit
+from impact.estimation import (
+    COLLINEAR,
+    INSUFFICIENT,
+    MODEL_K,
+    EventSeries,
+    Fit,
+    builtin,
+    expected_returns,
+    param_names,
+)
 
 #: The market model estimates two parameters (alpha, beta).
-K = 2
-#: The models of :func:`dense_market_model` (in kernel code order) and their parameters.
+K = MODEL_K["market"]
+#: The models of :func:`dense_market_model`, in the kernels' code order.
 MODELS = ("market", "constant-mean", "market-adjusted")
-MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0}
 
 _DEFAULT_WINDOWS: tuple[tuple[int, int], ...] = ((-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10))
 
@@ -1138,12 +1146,6 @@ class SeriesFit:
     cars: dict[tuple[int, int], tuple[float, float] | None]
 
 
-_FIT_ERRORS = {
-    1: "only {n} usable estimation-window returns for {k} parameters",
-    2: "the regressors are collinear or constant over the estimation window (e.g. a "
-       "benchmark whose returns do not vary)",
-    3: "no returns",
-}
 
 
 def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
@@ -1189,38 +1191,25 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
                            estimation=(e0, e1), event=(v0, v1), car_windows=windows,
                            exclusions=Exclusions.from_mask([s.excluded for s in series],
                                                            first.tolist()), model=model)
-    k = MODEL_K[model]
-    names = {"market": ("alpha", "beta"), "constant-mean": ("mean",),
-             "market-adjusted": ()}[model]
+    spec, k = builtin(model), MODEL_K[model]
     row_of = {int(i): r for r, i in enumerate(m.okp)}
     out: list[SeriesFit] = []
     for i, s in enumerate(series):
         st = int(m.status[i])
         if st != 0:
-            # an empty series: the reference finds 0 usable returns
-            msg = _FIT_ERRORS[1 if st == 3 else st].format(n=int(m.nobs[i]), k=k)
+            # status 3, an empty series: the reference finds 0 usable returns
+            msg = COLLINEAR if st == 2 else INSUFFICIENT.format(n=int(m.nobs[i]), k=k)
             out.append(SeriesFit(None, msg, {}))
             continue
         r = row_of[i]
         rel = np.asarray(s.rel_day)
         in_est = (rel >= e0) & (rel <= e1)
-        ret_s, mkt_s = np.asarray(s.ret), np.asarray(s.mkt)
-        use = in_est & np.isfinite(ret_s) & ~np.asarray(s.excluded)
+        ret_s = np.asarray(s.ret)
         alpha, beta = float(m.alpha[i]), float(m.beta[i])
+        params = ((alpha, beta), (alpha,), ())[MODELS.index(model)]
+        expected = expected_returns(spec, s, params)  # NaN where the benchmark is missing
+        use = in_est & np.isfinite(ret_s) & np.isfinite(expected) & ~np.asarray(s.excluded)
         in_ev = (rel >= v0) & (rel <= v1)
-        ev_mkt = mkt_s[in_ev]
-        if model == "market":
-            use &= np.isfinite(mkt_s)
-            expected, ev_expected = alpha + beta * mkt_s, alpha + beta * ev_mkt
-            params: tuple[float, ...] = (alpha, beta)
-        elif model == "constant-mean":
-            expected, ev_expected = np.full(len(ret_s), alpha), np.full(len(ev_mkt), alpha)
-            params = (alpha,)
-        else:
-            use &= np.isfinite(mkt_s)
-            expected, ev_expected, params = mkt_s, ev_mkt, ()
-        if model != "constant-mean":  # no benchmark, no expected return
-            ev_expected = np.where(np.isfinite(ev_mkt), ev_expected, np.nan)
         resid = np.full(int(in_est.sum()), np.nan)
         resid[use[in_est]] = (ret_s - expected)[use]
         inside = m.inside[r]
@@ -1230,9 +1219,10 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
                 est_end=used_dates[-1], est_rel_day=rel[in_est], est_resid=resid,
                 ev_rel_day=rel[in_ev],
                 ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
-                ev_ret=ret_s[in_ev], ev_mkt=ev_mkt, ev_expected=ev_expected,
-                ev_ar=m.ar[r][inside], ev_cov=m.ar_cov(r)[np.ix_(inside, inside)],
-                params=params, param_names=names)
+                ev_ret=ret_s[in_ev], ev_mkt=np.asarray(s.mkt)[in_ev],
+                ev_expected=expected[in_ev], ev_ar=m.ar[r][inside],
+                ev_cov=m.ar_cov(r)[np.ix_(inside, inside)], params=params,
+                param_names=param_names(spec))
         cars: dict[tuple[int, int], tuple[float, float] | None] = {}
         for w_i, w in enumerate(windows):
             row = i * len(windows) + w_i

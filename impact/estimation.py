@@ -32,6 +32,11 @@ from scipy import stats
 MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0, "scholes-williams": 2,
            "dimson": 2}
 
+#: Why a fit fails (``ValueError`` messages; the set-based engine gives the same).
+INSUFFICIENT = "only {n} usable estimation-window returns for {k} parameters"
+COLLINEAR = ("the regressors are collinear or constant over the estimation window (e.g. a "
+             "benchmark whose returns do not vary)")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -267,12 +272,11 @@ def fit(series: EventSeries, model: str | ModelSpec, estimation: tuple[int, int]
     k = x_e.shape[1]
     n = int(use.sum())
     if n < k + 2:
-        raise ValueError(f"only {n} usable estimation-window returns for {k} parameters")
+        raise ValueError(INSUFFICIENT.format(n=n, k=k))
     if k:
         xtx = x_e.T @ x_e
         if np.linalg.matrix_rank(xtx) < k:
-            raise ValueError("the regressors are collinear or constant over the estimation "
-                             "window (e.g. a benchmark whose returns do not vary)")
+            raise ValueError(COLLINEAR)
         xtx_inv = np.linalg.inv(xtx)
     else:
         xtx_inv = np.empty((0, 0))
@@ -296,13 +300,9 @@ def fit(series: EventSeries, model: str | ModelSpec, estimation: tuple[int, int]
 
     in_ev = (rel >= event[0]) & (rel <= event[1])
     ev_ok = ok[in_ev]
-    filled = EventSeries(rel, series.dates, series.ret,
-                         np.where(np.isfinite(series.mkt), series.mkt, 0.0), series.excluded,
-                         {f: np.where(np.isfinite(v), v, 0.0) for f, v in series.factors.items()})
-    x_w, off_w = _regressors(spec, filled, in_ev)
-    expected = off_w + (x_w @ params if k else 0.0)
-    # no input, no expected return: never a made-up value
-    expected = np.where(inputs_ok[in_ev], expected, np.nan)
+    filled = _filled(series)
+    x_w, _ = _regressors(spec, filled, in_ev)
+    expected = expected_returns(spec, series, params)[in_ev]
     ret_w = series.ret[in_ev]
     ar = np.where(ev_ok, ret_w - expected, np.nan)
     cov = s2 * (np.eye(len(ar)) + (x_w @ xtx_inv @ x_w.T if k else 0.0))
@@ -329,11 +329,54 @@ def fit(series: EventSeries, model: str | ModelSpec, estimation: tuple[int, int]
         ev_ar=ar,
         ev_cov=cov,
         params=tuple(float(v) for v in params),
-        param_names=_param_names(spec),
+        param_names=param_names(spec),
     )
 
 
-def _param_names(spec: ModelSpec) -> tuple[str, ...]:
+def _filled(series: EventSeries) -> EventSeries:
+    """The series with missing benchmark and factor returns read as 0."""
+    return EventSeries(series.rel_day, series.dates, series.ret,
+                       np.where(np.isfinite(series.mkt), series.mkt, 0.0), series.excluded,
+                       {f: np.where(np.isfinite(v), v, 0.0) for f, v in series.factors.items()})
+
+
+def expected_returns(spec: ModelSpec, series: EventSeries, params: np.ndarray | tuple[float, ...]
+                     ) -> np.ndarray:
+    """A model's expected return on every session of a series.
+
+    Parameters
+    ----------
+    spec
+        The model.
+    series
+        Aligned inputs.
+    params
+        The fitted parameters, in the order of :func:`param_names`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``offset + X params`` per session; NaN where an input of the model (the
+        benchmark, a factor) is missing: never a made-up value.
+    """
+    p = np.asarray(params, dtype=float)
+    x, off = _regressors(spec, _filled(series), np.ones(len(series.ret), dtype=bool))
+    out = off + (x @ p if len(p) else 0.0)
+    return np.where(_regressors_ok(spec, series), out, np.nan)
+
+
+def param_names(spec: ModelSpec) -> tuple[str, ...]:
+    """Names of a model's parameters, in the order of :attr:`Fit.params`.
+
+    Parameters
+    ----------
+    spec
+        The model.
+
+    Returns
+    -------
+    tuple of str
+    """
     if spec.kind == "constant-mean":
         return ("mean",)
     if spec.kind == "market-adjusted":
