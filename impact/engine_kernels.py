@@ -161,10 +161,14 @@ def _view(buf: FloatArray, rows: int, cols: int) -> FloatArray:
     return buf[:rows * cols].reshape((rows, cols))
 
 
-#: Elements of one block of :func:`corr_event`'s Gram products (rows of securities with
-#: a missing day x all securities): keeps its memory O(N D), not O(N^2), for events of
+#: Elements of one strip of :func:`corr_event`'s Gram products (securities with a
+#: missing day x securities): keeps its memory O(N D), not O(N^2), for events of
 #: thousands of securities.
 CORR_BLOCK = 1 << 16
+#: Securities with a missing day per strip of :func:`corr_event` (at most): each strip
+#: multiplies only with the securities after its first, so the products cover about
+#: half of the N x N Gram matrix.
+CORR_STRIP = 8
 
 
 @_jit
@@ -178,45 +182,78 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     ``x[r0:r0 + n, est_off:est_off + d]``, per window (``used[:, w]``). Two
     securities without a missing day have the correlation ``z_i . z_j`` of their
     standardized residuals, so the sum over all such pairs is ``|sum z|^2 - sum |z|^2``
-    (O(N D)). A pair with a missing day takes ``x_i . x_j`` (zeros at the missing
-    days) from a BLAS product and subtracts from each security's sums its values on
-    the other's missing days (vector adds over the securities: SIMD). The securities
-    with a missing day are taken in blocks of about :data:`CORR_BLOCK` / N, so the
-    memory stays O(N D) for events of thousands of securities. ``work`` and
-    ``iwork`` are flat buffers of at least :func:`corr_work` doubles and
-    ``n * (d + 2)`` integers (reused from event to event: fresh memory is slow, and
-    page faults serialize threads).
+    (O(N D)). The securities are reordered, those with a missing day first; a pair
+    with one takes ``x_i . x_j`` (zeros at the missing days of either) from a BLAS
+    product of a strip of such securities with the securities after the strip's
+    first (half the Gram matrix in all), and subtracts from each security's sums its
+    values on the other's missing days. Each strip's pairs are then one branch-free
+    loop over the other security (SIMD). The strips hold at most
+    :data:`CORR_STRIP` securities and :data:`CORR_BLOCK` products, so the memory
+    stays O(N D) for events of thousands of securities. ``work`` and ``iwork`` are
+    flat buffers of at least :func:`corr_work` doubles and ``n * (d + 2)`` integers
+    (reused from event to event: fresh memory is slow, and page faults serialize
+    threads).
     """
     nw = used.shape[1]
     if work.shape[0] < corr_work(n, d, nw) or iwork.shape[0] < n * (d + 2):
         raise ValueError("corr_event: work buffers too small")
-    xe = _view(work, n, d)
+    # order: securities with a missing day first (in input order), then the others
+    perm = iwork[n * d:n * d + n]  # position -> security
+    g = 0
+    for i in range(n):
+        gapped = False
+        for k in range(d):
+            if not np.isfinite(x[r0 + i, est_off + k]):
+                gapped = True
+                break
+        if gapped:
+            perm[g] = i
+            g += 1
+    u = g
+    for i in range(n):
+        gapped = False
+        for k in range(d):
+            if not np.isfinite(x[r0 + i, est_off + k]):
+                gapped = True
+                break
+        if not gapped:
+            perm[u] = i
+            u += 1
+    xe = _view(work, n, d)  # by position; 0 where missing
     off = n * d
-    xt = _view(work[off:], d, n)
+    xt = _view(work[off:], d, n)  # its transpose
     off += n * d
     mt = _view(work[off:], d, n)  # 1.0 where missing
     off += n * d
     stats = _view(work[off:], 3, n)  # missing days, sum, sum of squares
     off += 3 * n
+    uf = _view(work[off:], nw, n)  # 1.0 where used in the window
+    off += nw * n
     c, s, q = stats[0], stats[1], stats[2]
-    c[:] = 0.0
-    s[:] = 0.0
-    q[:] = 0.0
-    for i in range(n):
+    for a in range(n):
+        i = perm[a]
+        ca = 0
+        sa = 0.0
+        qa = 0.0
         for k in range(d):
             v = x[r0 + i, est_off + k]
             if np.isfinite(v):
-                xe[i, k] = v
-                xt[k, i] = v
-                mt[k, i] = 0.0
-                s[i] += v
-                q[i] += v * v
+                xe[a, k] = v
+                xt[k, a] = v
+                mt[k, a] = 0.0
+                sa += v
+                qa += v * v
             else:
-                xe[i, k] = 0.0
-                xt[k, i] = 0.0
-                mt[k, i] = 1.0
-                iwork[i * d + int(c[i])] = k  # the missing days of i
-                c[i] += 1.0
+                xe[a, k] = 0.0
+                xt[k, a] = 0.0
+                mt[k, a] = 1.0
+                iwork[a * d + ca] = k  # the missing days of position a
+                ca += 1
+        c[a] = ca
+        s[a] = sa
+        q[a] = qa
+        for w in range(nw):
+            uf[w, a] = 1.0 if used[i, w] else 0.0
     # pairs of securities without a missing day
     if d >= 3:
         zsum = _view(work[off:], nw, d)
@@ -225,17 +262,17 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         for w in range(nw):
             nrm = 0.0
             kk = 0.0
-            for i in range(n):
-                if c[i] > 0 or not used[i, w]:
+            for a in range(g, n):
+                if uf[w, a] == 0.0:
                     continue
-                var = q[i] - s[i] * s[i] / d
+                var = q[a] - s[a] * s[a] / d
                 if not var > 0:
                     continue
-                mean = s[i] / d
+                mean = s[a] / d
                 sd = np.sqrt(var)
                 row = zsum[w]
                 for k in range(d):
-                    z[k] = (xe[i, k] - mean) / sd
+                    z[k] = (xe[a, k] - mean) / sd
                     row[k] += z[k]
                     nrm += z[k] * z[k]
                 kk += 1.0
@@ -244,113 +281,98 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
                 tot += zsum[w, k] * zsum[w, k]
             corr_sum[w] += tot - nrm
             corr_cnt[w] += kk * kk - kk
-    # pairs with a security that misses days, in blocks of such securities
-    gap = iwork[n * d:n * d + n]
-    gpos = iwork[n * d + n:n * d + 2 * n]  # position in gap
-    g = 0
-    for i in range(n):
-        if c[i] > 0:
-            gap[g] = i
-            gpos[i] = g
-            g += 1
-    rows = _corr_rows(n)
-    for a0 in range(0, g, rows):
-        nb = min(g, a0 + rows) - a0
+    # pairs (a, b > a) with a missing day at a, in strips of positions a
+    h = min(CORR_STRIP, _corr_rows(n))  # h * n <= the strip bound of corr_work
+    for p0 in range(0, g, h):
+        nb = min(g, p0 + h) - p0
+        m = n - p0  # the strip's columns: positions p0 .. n - 1
         o = off
-        xg = _view(work[o:], nb, d)
-        o += nb * d
-        prod = _view(work[o:], nb, n)
-        o += nb * n
-        # fw_*[b, j]: sums over the days block row b misses of x_j, x_j^2, "j misses"
-        fw = _view(work[o:], 3 * nb, n)
-        o += 3 * nb * n
-        # rv_*[j, b]: sums over the days j misses of x_b, x_b^2, "b misses" (when the
-        # block holds every security with a missing day, fw has them: rv is not built)
-        one = nb == g
-        rv = _view(work[o:], 3 * n, nb)
-        o += 3 * n * nb
-        xgt = _view(work[o:], d, nb)
-        o += d * nb
-        mgt = _view(work[o:], d, nb)
+        prod = _view(work[o:], nb, m)
+        o += nb * m
+        # fw_*[b, j]: sums over the days strip row b misses of x_j, x_j^2, "j misses";
+        # rv_*[j, b]: sums over the days j misses of x_b, x_b^2
+        fwx = _view(work[o:], nb, m)
+        o += nb * m
+        fwq = _view(work[o:], nb, m)
+        o += nb * m
+        fwc = _view(work[o:], nb, m)
+        o += nb * m
+        rvx = _view(work[o:], m, nb)
+        o += nb * m
+        rvq = _view(work[o:], m, nb)
+        o += nb * m
+        rho = work[o:o + m]
+        o += m
+        ok = work[o:o + m]
+        np.dot(xe[p0:p0 + nb], xe[p0:].T, prod)  # x_a . x_j (0 at the missing days of either)
+        fwx[:, :] = 0.0
+        fwq[:, :] = 0.0
+        fwc[:, :] = 0.0
+        rvx[:, :] = 0.0
+        rvq[:, :] = 0.0
         for b in range(nb):
-            i = gap[a0 + b]
-            xg[b] = xe[i]
-            for k in range(d):
-                xgt[k, b] = xt[k, i]
-                mgt[k, b] = mt[k, i]
-        np.dot(xg, xt, prod)  # x_i . x_j (0 at the missing days of either)
+            a = p0 + b
+            for e in range(int(c[a])):
+                k = iwork[a * d + e]
+                xk, mk = xt[k, p0:], mt[k, p0:]
+                for j in range(m):
+                    v = xk[j]
+                    fwx[b, j] += v
+                    fwq[b, j] += v * v
+                    fwc[b, j] += mk[j]
+        for j in range(g - p0):
+            jj = p0 + j
+            rx, rq = rvx[j], rvq[j]
+            for e in range(int(c[jj])):
+                xk = xt[iwork[jj * d + e], p0:p0 + nb]
+                for b in range(nb):
+                    v = xk[b]
+                    rx[b] += v
+                    rq[b] += v * v
         for b in range(nb):
-            i = gap[a0 + b]
-            _missing_sums(iwork[i * d:i * d + int(c[i])], xt, mt, fw[b], fw[nb + b],
-                          fw[2 * nb + b])
-        for a in range(0 if one else g):
-            j = gap[a]
-            _missing_sums(iwork[j * d:j * d + int(c[j])], xgt, mgt, rv[j], rv[n + j],
-                          rv[2 * n + j])
-        for b in range(nb):
-            i = gap[a0 + b]
-            for j in range(n):
-                if j == i or (c[j] > 0 and j < i):
-                    continue  # a pair of two gapped securities is taken once, from the lower
-                both = False
-                for w in range(nw):
-                    if used[i, w] and used[j, w]:
-                        both = True
-                if not both:
-                    continue
-                nij = d - c[i] - c[j] + fw[2 * nb + b, j]
-                if nij < 3:
-                    continue
-                si, qi = s[i], q[i]
-                if c[j] > 0 and one:
-                    si -= fw[gpos[j], i]
-                    qi -= fw[nb + gpos[j], i]
-                elif c[j] > 0:
-                    si -= rv[j, b]
-                    qi -= rv[n + j, b]
-                sj = s[j] - fw[b, j]
-                qj = q[j] - fw[nb + b, j]
-                cov = prod[b, j] - si * sj / nij
+            a = p0 + b
+            ca, sa, qa = c[a], s[a], q[a]
+            pr, fx, fq, fc = prod[b], fwx[b], fwq[b], fwc[b]
+            for j in range(m):  # branch-free: SIMD
+                jj = p0 + j
+                nij = d - ca - c[jj] + fc[j]
+                si = sa - rvx[j, b]
+                qi = qa - rvq[j, b]
+                sj = s[jj] - fx[j]
+                qj = q[jj] - fq[j]
+                cov = pr[j] - si * sj / nij
                 vi = qi - si * si / nij
                 vj = qj - sj * sj / nij
-                if not (vi > 0 and vj > 0):
+                r = cov / np.sqrt(vi * vj)
+                good = (jj > a) & (nij >= 3.0) & (vi > 0.0) & (vj > 0.0) & (np.abs(r) < np.inf)
+                rho[j] = r if good else 0.0
+                ok[j] = 1.0 if good else 0.0
+            for w in range(nw):
+                if uf[w, a] == 0.0:
                     continue
-                rho = cov / np.sqrt(vi * vj)
-                if not np.isfinite(rho):
-                    continue
-                for w in range(nw):
-                    if used[i, w] and used[j, w]:
-                        corr_sum[w] += 2.0 * rho
-                        corr_cnt[w] += 2.0
-
-
-@_jit
-def _missing_sums(days: IntArray, xt: FloatArray, mt: FloatArray, out_s: FloatArray,
-                  out_q: FloatArray, out_c: FloatArray) -> None:
-    """``out_* =`` sums over ``days`` of the rows of ``xt``, their squares and ``mt``."""
-    out_s[:] = 0.0
-    out_q[:] = 0.0
-    out_c[:] = 0.0
-    for k in days:
-        col, mcol = xt[k], mt[k]
-        for j in range(col.shape[0]):
-            v = col[j]
-            out_s[j] += v
-            out_q[j] += v * v
-            out_c[j] += mcol[j]
+                uw = uf[w, p0:]
+                tot = 0.0
+                cnt = 0.0
+                for j in range(m):
+                    tot += rho[j] * uw[j]
+                    cnt += ok[j] * uw[j]
+                corr_sum[w] += 2.0 * tot
+                corr_cnt[w] += 2.0 * cnt
 
 
 @_jit
 def _corr_rows(n: int) -> int:
-    """Securities with a missing day per block of :func:`corr_event`."""
+    """Rows of the Gram products of :func:`corr_event` that fit :data:`CORR_BLOCK`."""
     return max(1, CORR_BLOCK // max(n, 1))
 
 
 @_jit
 def corr_work(n: int, d: int, nw: int) -> int:
     """Doubles of :func:`corr_event`'s work buffer for ``n`` securities, ``d`` days."""
-    rows = min(n, _corr_rows(n))
-    return 3 * n * d + 3 * n + max(nw * d + d, rows * (3 * d + 7 * n))
+    # a bound on a strip's products (rows x columns), monotone in n: so a buffer for
+    # an event's size serves every smaller event
+    strip = max(n, min(CORR_STRIP * n, CORR_BLOCK))
+    return 3 * n * d + 3 * n + nw * n + max(nw * d + d, 6 * strip + 2 * n)
 
 
 @_jit

@@ -7,6 +7,7 @@ The reference is ``impact.estimation.fit``/``car`` for the dense model and
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -442,10 +443,13 @@ def test_correlation_blocks_of_a_large_event() -> None:
 
 
 def test_events_whose_smaller_one_needs_more_correlation_work() -> None:
-    """corr_work is not monotone in the event size (its blocks): 257 then 256 securities
-    in one chunk must not find the work buffer short."""
+    """A chunk's work buffer is sized for its largest event and must serve the smaller
+    ones: corr_work is monotone in the event size (it once was not, with blocks of
+    CORR_BLOCK // n rows, and 257 then 256 securities found the buffer short)."""
     d, nw = 30, 2
-    assert kernels.corr_work(256, d, nw) > kernels.corr_work(257, d, nw)
+    sizes = [*range(1, 600), *range(8_000, 8_400), kernels.CORR_BLOCK, kernels.CORR_BLOCK + 1]
+    work = [kernels.corr_work(n, d, nw) for n in sizes]
+    assert all(b >= a for a, b in itertools.pairwise(work))
     tks = make_tickers(1, 600, 200, gap=0.05)
     est, ev = (-100, -11), (-5, 10)
     panel, fits = build(make(tks, random_events(2, tks, [257, 256], (120, 180))), est, ev)
