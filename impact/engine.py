@@ -30,6 +30,11 @@ index of day 0 on the ticker's calendar).
 
 Output tables (replaced on each call)
 -------------------------------------
+:func:`market_model` writes ``engine_ar`` and ``engine_car`` as views over one row
+per pair (``engine_ar_data``, ``engine_car_data``: the event window's days or the
+CAR windows as arrays; :data:`AR_VIEW`, :func:`car_view`), :func:`market_model_sql`
+as tables; the columns below are the same.
+
 ``engine_fits(pair_id, ticker, day0_idx, status, nobs, alpha, beta, sigma, r2,
 rbar_m, s_mm)``. ``status`` is ``ok``; ``insufficient`` (fewer than 4 usable
 estimation-window returns: the reference raises ``ValueError``); ``collinear``
@@ -362,6 +367,8 @@ def market_model_sql(
         FROM _eng_fit ORDER BY pair_id
     """)
     # 6. event-window ARs and their forecast-error-corrected variances
+    _drop(con, "engine_ar")
+    _drop(con, "engine_car")
     con.execute(f"""
         CREATE OR REPLACE TABLE engine_ar AS
         SELECT f.pair_id, d.rel_day::INTEGER AS rel_day, r.ret, r.mkt,
@@ -446,6 +453,24 @@ TABLE_DOCS: dict[str, tuple[str, dict[str, str]]] = {
          "mkt": "the benchmark return (SQL form only)",
          "ar": "abnormal return ret - (alpha + beta mkt); NULL at a gap",
          "var_ar": "forecast-error variance s^2 [1 + 1/L1 + (mkt - rbar_m)^2 / s_mm]"}),
+    "engine_ar_data": (
+        "impact engine: the abnormal returns behind the view engine_ar, one row per ok pair "
+        "with the event window's days as arrays (docs/engine.md). Query engine_ar instead.",
+        {"pair_id": "the pair",
+         "first_day": "first event-window day inside the ticker's data (relative to day 0)",
+         "last_day": "last such day",
+         "ar": "abnormal returns, element k for relative day (event window start + k); "
+               "NULL outside first_day..last_day and at a gap",
+         "var_ar": "their forecast-error variances (as engine_ar.var_ar)"}),
+    "engine_car_data": (
+        "impact engine: the CARs behind the view engine_car, one row per pair with one "
+        "array element per CAR window (docs/engine.md). Query engine_car instead.",
+        {"pair_id": "the pair", "df": "L1 - 2 (engine_car.df where the CAR is ok)",
+         "n_days": "sessions of each window in the data",
+         "status": "0 ok, 1 incomplete, 2 no_fit",
+         "reason": "0 none, 1 no_session, 2 gap, 3 insufficient, 4 collinear, 5 no_data",
+         "car": "CARs (NULL unless ok)", "var_car": "their variances",
+         "t": "car / sqrt(var_car)"}),
     "engine_car": (
         "impact engine: cumulative abnormal returns, one row per pair and CAR window "
         "(docs/engine.md). Replaced by each run.",
@@ -474,20 +499,22 @@ TABLE_DOCS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def document(con: duckdb.DuckDBPyConnection) -> None:
-    """``COMMENT ON`` the engine's tables present in ``con`` and their columns.
+    """``COMMENT ON`` the engine's tables and views present in ``con`` and their columns.
 
     Parameters
     ----------
     con
         The connection the engine wrote to (inside its transaction, if any).
     """
-    present = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = current_schema()").fetchall()}
+    present = dict(con.execute(
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE database_name = "
+        "current_database() AND schema_name = current_schema() UNION ALL "
+        "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE database_name = "
+        "current_database() AND schema_name = current_schema()").fetchall())
     for table, (text, columns) in TABLE_DOCS.items():
         if table not in present:
             continue
-        con.execute(f"COMMENT ON TABLE {table} IS {_sql_str(text)}")
+        con.execute(f"COMMENT ON {present[table]} {table} IS {_sql_str(text)}")
         have = [c[0] for c in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
         for col in have:
             if col in columns:
@@ -552,6 +579,52 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
                     + (f" WHERE {_ident(where)}" if where else ""))
     finally:
         con.unregister("_eng_in")
+
+
+#: ``engine_ar`` of the dense form: a view over ``engine_ar_data`` (``{lo}``,
+#: ``{hi}``: the event window's first day and last day + 1).
+AR_VIEW = """
+    CREATE VIEW engine_ar AS
+    SELECT pair_id, rel_day, ar, var_ar FROM (
+        SELECT pair_id, first_day, last_day, unnest(range({lo}, {hi}))::INTEGER AS rel_day,
+               unnest(ar) AS ar, unnest(var_ar) AS var_ar
+        FROM engine_ar_data)
+    WHERE rel_day BETWEEN first_day AND last_day
+"""
+
+
+def car_view(windows: Sequence[tuple[int, int]]) -> str:
+    """``CREATE VIEW engine_car`` over ``engine_car_data`` (one array element per window)."""
+    starts = ", ".join(str(a) for a, _ in windows)
+    ends = ", ".join(str(b) for _, b in windows)
+    status = ", ".join(_sql_str(x) for x in _CAR_STATUS)
+    reason = ", ".join(_sql_str(x) for x in _CAR_REASON)
+    return f"""
+    CREATE VIEW engine_car AS
+    SELECT pair_id, window_start, window_end, n_days, [{status}][st + 1] AS status,
+           [{reason}][rs + 1] AS reason, CASE WHEN st = 0 THEN df END AS df, car, var_car, t
+    FROM (SELECT pair_id, df, unnest([{starts}])::INTEGER AS window_start,
+                 unnest([{ends}])::INTEGER AS window_end, unnest(n_days)::BIGINT AS n_days,
+                 unnest(status) AS st, unnest(reason) AS rs, unnest(car) AS car,
+                 unnest(var_car) AS var_car, unnest(t) AS t
+          FROM engine_car_data)
+    """
+
+
+def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop ``name`` (a view and its data table, or a table) from the current schema.
+
+    The dense form writes ``engine_ar`` and ``engine_car`` as views over
+    ``*_data`` tables, the SQL form as tables: each replaces what the other left.
+    """
+    kinds = con.execute(
+        "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND database_name = "
+        "current_database() AND schema_name = current_schema() UNION ALL "
+        "SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ? AND database_name = "
+        "current_database() AND schema_name = current_schema()", [name, name]).fetchall()
+    for (kind,) in kinds:
+        con.execute(f"DROP {kind} {_ident(name)}")
+    con.execute(f"DROP TABLE IF EXISTS {_ident(name + '_data')}")
 
 
 #: Rows per Arrow batch when the returns are read from DuckDB.
@@ -1090,13 +1163,16 @@ def market_model(
         ).rename({"event": "event_id"}).to_arrow()
     step("tests")
 
-    # 8. write the results (dictionary-encoded strings; NaN -> NULL)
+    # 8. write the results (dictionary-encoded strings; NaN -> NULL; ARs and CARs as
+    #    arrays per pair behind the views engine_ar and engine_car)
     del ret, mkt
     names = list(tk["ticker"]) or [""]
+    nw = len(windows)
+    n_ar = int(np.count_nonzero(inside))
     fit_cols: dict[str, pa.Array] = {
         "pair_id": pa.array(pair_ids),
-        "ticker": pa.DictionaryArray.from_arrays(pa.array(tid.astype(np.int32), mask=~has),
-                                                 pa.array(names, pa.string())),
+        "ticker": pa.DictionaryArray.from_arrays(
+            pa.array(tid.astype(np.int32), mask=~has), pa.array(names, pa.string())),
         "day0_idx": pa.array(d0.astype(np.int32)),
         "status": _dict(status, _FIT_STATUS), "nobs": pa.array(nobs),
         "alpha": pa.array(alpha), "beta": pa.array(beta), "sigma": pa.array(np.sqrt(s2)),
@@ -1104,26 +1180,41 @@ def market_model(
     _write(con, "engine_fits", pa.table(fit_cols),
            nan_to_null=("alpha", "beta", "sigma", "r2", "rbar_m", "s_mm"))
     step("write fits")
-    n_ar = int(np.count_nonzero(inside))
-    _write(con, "engine_ar", pa.table({
-        "pair_id": pa.array(np.repeat(pair_ids[okp], n_rel)),
-        "rel_day": pa.array(np.tile(rel.astype(np.int32), n_ok)),
-        "ar": pa.array(ar.ravel()), "var_ar": pa.array(var_ar.ravel()),
-        "inside": pa.array(inside.ravel())}), nan_to_null=("ar", "var_ar"), where="inside")
+    # one row per ok pair, the event window's days as arrays (NULL outside the data
+    # span and at gaps): a sixteenth of the rows of the long form, written in about
+    # half the time; the view engine_ar unnests them
+    any_in = inside.any(axis=1)
+    k_first = inside.argmax(axis=1)
+    k_last = n_rel - 1 - inside[:, ::-1].argmax(axis=1)
+    gap = np.isnan(ar.ravel())
+    _drop(con, "engine_ar")
+    _write(con, "engine_ar_data", pa.table({
+        "pair_id": pa.array(pair_ids[okp]),
+        "first_day": pa.array((rel[0] + k_first).astype(np.int32), mask=~any_in),
+        "last_day": pa.array((rel[0] + k_last).astype(np.int32), mask=~any_in),
+        "ar": pa.FixedSizeListArray.from_arrays(pa.array(ar.ravel(), mask=gap), n_rel),
+        "var_ar": pa.FixedSizeListArray.from_arrays(pa.array(var_ar.ravel(), mask=gap),
+                                                    n_rel)}))
+    con.execute(AR_VIEW.format(lo=int(rel[0]), hi=int(rel[-1]) + 1))
     del m, ar, var_ar
     step("write ARs")
-    nw = len(windows)
-    st_all = cars["status"]
-    _write(con, "engine_car", pa.table({
-        "pair_id": pa.array(np.repeat(pair_ids, nw)),
-        "window_start": pa.array(cars["window_start"]),
-        "window_end": pa.array(cars["window_end"]), "n_days": pa.array(cars["n_days"]),
-        "status": _dict(st_all, _CAR_STATUS), "reason": _dict(cars["reason"], _CAR_REASON),
-        "df": pa.array(cars["df"], mask=st_all != 0), "car": pa.array(cars["car"]),
-        "var_car": pa.array(cars["var_car"]), "t": pa.array(cars["t"])}),
-        nan_to_null=("car", "var_car", "t"))
+
+    def arrays(v: np.ndarray, dtype: type[np.generic] | None = None) -> pa.Array:
+        """Pair-major values as one array of the windows per pair (NaN -> NULL)."""
+        w = v if dtype is None else v.astype(dtype)
+        return pa.FixedSizeListArray.from_arrays(
+            pa.array(w, mask=np.isnan(w) if dtype is None else None), nw)
+
+    _drop(con, "engine_car")
+    _write(con, "engine_car_data", pa.table({
+        "pair_id": pa.array(pair_ids), "df": pa.array(cars["df"][::nw]),
+        "n_days": arrays(cars["n_days"], np.int32), "status": arrays(cars["status"], np.uint8),
+        "reason": arrays(cars["reason"], np.uint8), "car": arrays(cars["car"]),
+        "var_car": arrays(cars["var_car"]), "t": arrays(cars["t"])}))
+    con.execute(car_view(windows))
     del cars
     step("write CARs")
+
     if test_tbl is not None:
         _write(con, "engine_tests", test_tbl)
     else:  # never leave another run's tests beside these results

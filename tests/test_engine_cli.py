@@ -34,7 +34,9 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def counts(path: Path) -> dict[str, int]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        names = {r[0] for r in con.execute(  # engine_ar and engine_car are views
+            "SELECT table_name FROM duckdb_tables() UNION ALL "
+            "SELECT view_name FROM duckdb_views()").fetchall()}
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                 for t in ("engine_fits", "engine_ar", "engine_car") if t in names}
     finally:
@@ -230,15 +232,19 @@ def test_engine_tables_are_documented_in_the_file(panel: Path, tmp_path: Path, f
     path.write_bytes(panel.read_bytes())
     con = duckdb.connect(str(path))
     con.execute("BEGIN")
-    if form == "dense":
+    if form == "dense":  # engine_ar and engine_car are views over arrays
         market_model(con, returns_table="returns", pairs_table="pairs")
-        want = {"engine_fits", "engine_ar", "engine_car", "engine_tests"}
+        want = {"engine_fits", "engine_ar", "engine_car", "engine_tests", "engine_ar_data",
+                "engine_car_data"}
     else:
         market_model_sql(con, returns_table="returns", pairs_table="pairs")
         want = {"engine_fits", "engine_ar", "engine_car"}
     con.execute("COMMIT")
     tables = dict(con.execute("SELECT table_name, comment FROM duckdb_tables() "
-                              "WHERE table_name LIKE 'engine_%'").fetchall())
+                              "WHERE table_name LIKE 'engine_%' UNION ALL "
+                              "SELECT view_name, comment FROM duckdb_views() "
+                              "WHERE view_name LIKE 'engine_%'").fetchall())
+    assert set(tables) == want, tables  # nothing stale from the other form
     assert want <= set(tables), tables
     assert all(tables[t] and "impact engine" in tables[t] for t in want), tables
     cols = con.execute("SELECT table_name, column_name, comment FROM duckdb_columns() "
@@ -282,7 +288,19 @@ def test_duckdb_cli_reads_the_engine_comments(panel: Path, tmp_path: Path) -> No
     res = CliRunner().invoke(main, ["engine", "--db", str(path), "--no-tests"])
     assert res.exit_code == 0, res.output
     out = subprocess.run([str(cli), "-readonly", str(path), "-c",
-                          "SELECT table_name, comment FROM duckdb_tables()"],
+                          "SELECT table_name, comment FROM duckdb_tables() UNION ALL "
+                          "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "engine_car" in out and "impact engine: cumulative abnormal returns" in out
+    assert "engine_ar_data" in out
+    rows = subprocess.run([str(cli), "-readonly", "-csv", str(path), "-c",
+                           "SELECT count(*), count(ar), sum(var_ar) > 0 FROM engine_ar; "
+                           "SELECT count(*), count(t) FROM engine_car"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    con = duckdb.connect(str(path), read_only=True)  # the views read the same in the CLI
+    want = [con.sql("SELECT count(*), count(ar), sum(var_ar) > 0 FROM engine_ar").fetchall(),
+            con.sql("SELECT count(*), count(t) FROM engine_car").fetchall()]
+    con.close()
+    lines = [ln for ln in rows.splitlines() if ln and ln[0].isdigit()]
+    assert lines == [",".join(str(v).lower() for v in w[0]) for w in want], (rows, want)
     assert "synthetic daily returns" in out and "synthetic event-security pairs" in out
