@@ -199,26 +199,22 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         raise ValueError("corr_event: work buffers too small")
     # order: securities with a missing day first (in input order), then the others
     perm = iwork[n * d:n * d + n]  # position -> security
-    g = 0
+    gapped = iwork[n * d + n:n * d + 2 * n]
     for i in range(n):
-        gapped = False
+        gapped[i] = 0
         for k in range(d):
             if not np.isfinite(x[r0 + i, est_off + k]):
-                gapped = True
+                gapped[i] = 1
                 break
-        if gapped:
-            perm[g] = i
-            g += 1
-    u = g
-    for i in range(n):
-        gapped = False
-        for k in range(d):
-            if not np.isfinite(x[r0 + i, est_off + k]):
-                gapped = True
-                break
-        if not gapped:
-            perm[u] = i
-            u += 1
+    g = 0  # securities with a missing day
+    u = 0
+    for flag in (1, 0):
+        for i in range(n):
+            if gapped[i] == flag:
+                perm[u] = i
+                u += 1
+        if flag == 1:
+            g = u
     xe = _view(work, n, d)  # by position; 0 where missing
     off = n * d
     xt = _view(work[off:], d, n)  # its transpose
@@ -289,27 +285,19 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         o = off
         prod = _view(work[o:], nb, m)
         o += nb * m
-        # fw_*[b, j]: sums over the days strip row b misses of x_j, x_j^2, "j misses";
-        # rv_*[j, b]: sums over the days j misses of x_b, x_b^2
-        fwx = _view(work[o:], nb, m)
-        o += nb * m
-        fwq = _view(work[o:], nb, m)
-        o += nb * m
-        fwc = _view(work[o:], nb, m)
-        o += nb * m
-        rvx = _view(work[o:], m, nb)
-        o += nb * m
-        rvq = _view(work[o:], m, nb)
-        o += nb * m
+        # fw[0..2][b, j]: sums over the days strip row b misses of x_j, x_j^2, "j misses";
+        # rv[0..1][j, b]: sums over the days j misses of x_b, x_b^2
+        fw = work[o:o + 3 * nb * m].reshape((3, nb, m))
+        o += 3 * nb * m
+        rv = work[o:o + 2 * nb * m].reshape((2, m, nb))
+        o += 2 * nb * m
+        fwx, fwq, fwc, rvx, rvq = fw[0], fw[1], fw[2], rv[0], rv[1]
         rho = work[o:o + m]
         o += m
         ok = work[o:o + m]
         np.dot(xe[p0:p0 + nb], xe[p0:].T, prod)  # x_a . x_j (0 at the missing days of either)
-        fwx[:, :] = 0.0
-        fwq[:, :] = 0.0
-        fwc[:, :] = 0.0
-        rvx[:, :] = 0.0
-        rvq[:, :] = 0.0
+        fw[:, :, :] = 0.0
+        rv[:, :, :] = 0.0
         for b in range(nb):
             a = p0 + b
             for e in range(int(c[a])):
