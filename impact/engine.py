@@ -424,7 +424,7 @@ def market_model_sql(
     for t in ("_eng_tk0", "_eng_tk", "_eng_dense", "_eng_x", "_eng_cum", "_eng_exs",
               "_eng_est", "_eng_fit", "_eng_agg"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
-    con.execute("DROP TABLE IF EXISTS engine_tests")  # never another run's tests beside these
+    _drop(con, "engine_tests")  # never another run's tests beside these
     document(con)
 
 
@@ -617,14 +617,16 @@ def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
     The dense form writes ``engine_ar`` and ``engine_car`` as views over
     ``*_data`` tables, the SQL form as tables: each replaces what the other left.
     """
+    db, schema = con.execute("SELECT current_database(), current_schema()").fetchall()[0]
+    here = f"{_ident(db)}.{_ident(schema)}."  # never another schema's object of that name
     kinds = con.execute(
-        "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND database_name = "
-        "current_database() AND schema_name = current_schema() UNION ALL "
-        "SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ? AND database_name = "
-        "current_database() AND schema_name = current_schema()", [name, name]).fetchall()
+        "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND database_name = ? "
+        "AND schema_name = ? UNION ALL "
+        "SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ? AND database_name = ? "
+        "AND schema_name = ?", [name, db, schema, name, db, schema]).fetchall()
     for (kind,) in kinds:
-        con.execute(f"DROP {kind} {_ident(name)}")
-    con.execute(f"DROP TABLE IF EXISTS {_ident(name + '_data')}")
+        con.execute(f"DROP {kind} {here}{_ident(name)}")
+    con.execute(f"DROP TABLE IF EXISTS {here}{_ident(name + '_data')}")
 
 
 #: Rows per Arrow batch when the returns are read from DuckDB.
@@ -1218,7 +1220,7 @@ def market_model(
     if test_tbl is not None:
         _write(con, "engine_tests", test_tbl)
     else:  # never leave another run's tests beside these results
-        con.execute("DROP TABLE IF EXISTS engine_tests")
+        _drop(con, "engine_tests")
     document(con)
     step("write tests")
     return EngineRun(pairs=n_pairs, ok=n_ok, ar_rows=n_ar, car_rows=n_pairs * nw,

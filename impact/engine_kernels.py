@@ -321,7 +321,10 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
             a = p0 + b
             ca, sa, qa = c[a], s[a], q[a]
             pr, fx, fq, fc = prod[b], fwx[b], fwq[b], fwc[b]
-            for j in range(m):  # branch-free: SIMD
+            # branch-free (SIMD): a pair without 3 common days divides by zero, which
+            # gives inf/NaN under error_model="numpy" and fails `good`; that test needs
+            # IEEE NaN and inf (no fastmath)
+            for j in range(m):
                 jj = p0 + j
                 nij = d - ca - c[jj] + fc[j]
                 si = sa - rvx[j, b]
@@ -398,7 +401,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     n_work = 0
     for e in range(n_ev):
         n_max = max(n_max, seg[e + 1] - seg[e])
-        if need_corr:  # corr_work is not monotone in the event's size (its blocks)
+        if need_corr:  # (corr_work is monotone in the size; the max keeps that local)
             n_work = max(n_work, corr_work(seg[e + 1] - seg[e], n_est, nw))
     used_buf = np.empty(n_max * nw, dtype=np.bool_)
     car_buf = np.empty(n_max * nw)

@@ -277,6 +277,29 @@ def test_sql_form_drops_stale_tests_and_comments_only_its_own_database(panel: Pa
     assert other_comment == [(None,)]
 
 
+def test_runs_in_another_schema_leave_main_alone(panel: Path, tmp_path: Path) -> None:
+    """Each form replaces only the current schema's engine objects: a run in schema s
+    must not drop main's engine_ar_data (the view engine_ar in main reads it)."""
+    path = tmp_path / "panel.duckdb"
+    path.write_bytes(panel.read_bytes())
+    con = duckdb.connect(str(path))
+    market_model(con, returns_table="returns", pairs_table="pairs")
+    want = con.sql("SELECT count(*), sum(ar) FROM engine_ar").fetchall()
+    n_tests = con.sql("SELECT count(*) FROM engine_tests").fetchall()
+    con.execute("CREATE SCHEMA s")
+    con.execute("CREATE TABLE s.returns AS SELECT * FROM returns WHERE ticker < 'M'")
+    con.execute("CREATE TABLE s.pairs AS SELECT * FROM pairs WHERE pair_id < 500")
+    con.execute("USE s")
+    for run in (market_model_sql, market_model, market_model_sql, market_model):
+        run(con, returns_table="returns", pairs_table="pairs")
+        assert con.sql("SELECT count(*), sum(ar) FROM main.engine_ar").fetchall() == want
+        assert con.sql("SELECT count(*) FROM main.engine_tests").fetchall() == n_tests
+    assert con.sql("SELECT count(DISTINCT pair_id) FROM engine_ar").fetchall()[0][0] < 500
+    con.execute("USE main")
+    assert con.sql("SELECT count(*), sum(ar) FROM engine_ar").fetchall() == want
+    con.close()
+
+
 def test_duckdb_cli_reads_the_engine_comments(panel: Path, tmp_path: Path) -> None:
     """docs/engine.md: the duckdb command-line client (1.x) opens the README's panel and
     shows the engine tables' comments."""
