@@ -32,7 +32,7 @@ Output tables (replaced on each call)
 -------------------------------------
 :func:`market_model` writes ``engine_ar`` and ``engine_car`` as views over one row
 per pair (``engine_ar_data``, ``engine_car_data``: the event window's days or the
-CAR windows as arrays; :data:`AR_VIEW`, :func:`car_view`), :func:`market_model_sql`
+CAR windows as arrays; :func:`ar_view`, :func:`car_view`), :func:`market_model_sql`
 as tables; the columns below are the same.
 
 ``engine_fits(pair_id, ticker, day0_idx, status, nobs, alpha, beta, sigma, r2,
@@ -560,37 +560,34 @@ def _dict(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names))
 
 
-def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table, *,
-           nan_to_null: Sequence[str] = (), where: str | None = None) -> None:
-    """Replace table ``name`` with ``tbl``; dictionary columns become VARCHAR.
+def _nullable(v: np.ndarray) -> pa.Array:
+    """A float column (or the values of an array column) with NaN stored as NULL."""
+    return pa.array(v, mask=np.isnan(v))
 
-    The columns of ``nan_to_null`` store NaN as NULL, and only the rows whose boolean
-    column ``where`` is true are kept (that column is left out): DuckDB does both in
-    its own threads, without copies of the arrays in numpy.
-    """
+
+def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:
+    """Replace table ``name`` with ``tbl``; dictionary columns become VARCHAR."""
     repl = [f"{_ident(f.name)}::VARCHAR AS {_ident(f.name)}" for f in tbl.schema
             if pa.types.is_dictionary(f.type)]
-    repl += [f"nullif({_ident(c)}, 'NaN'::DOUBLE) AS {_ident(c)}" for c in nan_to_null]
-    sel = "*" + (f" EXCLUDE ({_ident(where)})" if where else "")
-    sel += f" REPLACE ({', '.join(repl)})" if repl else ""
+    sel = "*" + (f" REPLACE ({', '.join(repl)})" if repl else "")
     con.register("_eng_in", tbl)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {sel} FROM _eng_in"
-                    + (f" WHERE {_ident(where)}" if where else ""))
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {sel} FROM _eng_in")
     finally:
         con.unregister("_eng_in")
 
 
-#: ``engine_ar`` of the dense form: a view over ``engine_ar_data`` (``{lo}``,
-#: ``{hi}``: the event window's first day and last day + 1).
-AR_VIEW = """
+def ar_view(first: int, last: int) -> str:
+    """``CREATE VIEW engine_ar`` over ``engine_ar_data`` (event window ``first..last``)."""
+    return f"""
     CREATE VIEW engine_ar AS
     SELECT pair_id, rel_day, ar, var_ar FROM (
-        SELECT pair_id, first_day, last_day, unnest(range({lo}, {hi}))::INTEGER AS rel_day,
+        SELECT pair_id, first_day, last_day,
+               unnest(range({first}, {last + 1}))::INTEGER AS rel_day,
                unnest(ar) AS ar, unnest(var_ar) AS var_ar
         FROM engine_ar_data)
     WHERE rel_day BETWEEN first_day AND last_day
-"""
+    """
 
 
 def car_view(windows: Sequence[tuple[int, int]]) -> str:
@@ -1165,7 +1162,7 @@ def market_model(
         ).rename({"event": "event_id"}).to_arrow()
     step("tests")
 
-    # 8. write the results (dictionary-encoded strings; NaN -> NULL; ARs and CARs as
+    # 8. write the results (dictionary-encoded strings; NaN -> NULL in Arrow; ARs and CARs as
     #    arrays per pair behind the views engine_ar and engine_car)
     del ret, mkt
     names = list(tk["ticker"]) or [""]
@@ -1177,10 +1174,9 @@ def market_model(
             pa.array(tid.astype(np.int32), mask=~has), pa.array(names, pa.string())),
         "day0_idx": pa.array(d0.astype(np.int32)),
         "status": _dict(status, _FIT_STATUS), "nobs": pa.array(nobs),
-        "alpha": pa.array(alpha), "beta": pa.array(beta), "sigma": pa.array(np.sqrt(s2)),
-        "r2": pa.array(r2), "rbar_m": pa.array(rbar_m), "s_mm": pa.array(s_mm_c)}
-    _write(con, "engine_fits", pa.table(fit_cols),
-           nan_to_null=("alpha", "beta", "sigma", "r2", "rbar_m", "s_mm"))
+        "alpha": _nullable(alpha), "beta": _nullable(beta), "sigma": _nullable(np.sqrt(s2)),
+        "r2": _nullable(r2), "rbar_m": _nullable(rbar_m), "s_mm": _nullable(s_mm_c)}
+    _write(con, "engine_fits", pa.table(fit_cols))
     step("write fits")
     # one row per ok pair, the event window's days as arrays (NULL outside the data
     # span and at gaps): a sixteenth of the rows of the long form, written in about
@@ -1188,24 +1184,21 @@ def market_model(
     any_in = inside.any(axis=1)
     k_first = inside.argmax(axis=1)
     k_last = n_rel - 1 - inside[:, ::-1].argmax(axis=1)
-    gap = np.isnan(ar.ravel())
     _drop(con, "engine_ar")
     _write(con, "engine_ar_data", pa.table({
         "pair_id": pa.array(pair_ids[okp]),
         "first_day": pa.array((rel[0] + k_first).astype(np.int32), mask=~any_in),
         "last_day": pa.array((rel[0] + k_last).astype(np.int32), mask=~any_in),
-        "ar": pa.FixedSizeListArray.from_arrays(pa.array(ar.ravel(), mask=gap), n_rel),
-        "var_ar": pa.FixedSizeListArray.from_arrays(pa.array(var_ar.ravel(), mask=gap),
-                                                    n_rel)}))
-    con.execute(AR_VIEW.format(lo=int(rel[0]), hi=int(rel[-1]) + 1))
+        "ar": pa.FixedSizeListArray.from_arrays(_nullable(ar.ravel()), n_rel),
+        "var_ar": pa.FixedSizeListArray.from_arrays(_nullable(var_ar.ravel()), n_rel)}))
+    con.execute(ar_view(int(rel[0]), int(rel[-1])))
     del m, ar, var_ar
     step("write ARs")
 
     def arrays(v: np.ndarray, dtype: type[np.generic] | None = None) -> pa.Array:
-        """Pair-major values as one array of the windows per pair (NaN -> NULL)."""
-        w = v if dtype is None else v.astype(dtype)
-        return pa.FixedSizeListArray.from_arrays(
-            pa.array(w, mask=np.isnan(w) if dtype is None else None), nw)
+        """Pair-major values as one array of the windows per pair (floats: NaN -> NULL)."""
+        vals = _nullable(v) if dtype is None else pa.array(v.astype(dtype))
+        return pa.FixedSizeListArray.from_arrays(vals, nw)
 
     _drop(con, "engine_car")
     _write(con, "engine_car_data", pa.table({

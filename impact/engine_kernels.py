@@ -398,11 +398,9 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     nt = dev.shape[1]
     # work arrays for the largest event, allocated once
     n_max = 0
-    n_work = 0
     for e in range(n_ev):
         n_max = max(n_max, seg[e + 1] - seg[e])
-        if need_corr:  # (corr_work is monotone in the size; the max keeps that local)
-            n_work = max(n_work, corr_work(seg[e + 1] - seg[e], n_est, nw))
+    n_work = corr_work(n_max, n_est, nw) if need_corr else 0  # monotone in the size
     used_buf = np.empty(n_max * nw, dtype=np.bool_)
     car_buf = np.empty(n_max * nw)
     scar_buf = np.empty(n_max * nw)
@@ -533,6 +531,14 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
 
 
 @_jit
+def _session(ret: FloatArray, mkt: FloatArray, i: int, use_mkt: bool
+             ) -> tuple[bool, float, float]:
+    """Session ``i`` of :func:`window_sums`: usable?, its return and benchmark return."""
+    r, m = ret[i], mkt[i] if use_mkt else 0.0
+    return bool(np.isfinite(r) and np.isfinite(m)), r, m
+
+
+@_jit
 def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArray,
                 t0: int, t1: int, q_order: IntArray, q_bounds: IntArray, a_pos: IntArray,
                 b_pos: IntArray, out: FloatArray, mu: FloatArray, use_mkt: bool) -> None:
@@ -559,8 +565,8 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
         sr = 0.0
         sm = 0.0
         for i in range(s0, s0 + n):
-            r, m = ret[i], mkt[i] if use_mkt else 0.0
-            if np.isfinite(r) and np.isfinite(m):
+            ok, r, m = _session(ret, mkt, i, use_mkt)
+            if ok:
                 cnt += 1.0
                 sr += r
                 sm += m
@@ -570,8 +576,8 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
         smm = 0.0
         srr = 0.0
         for i in range(s0, s0 + n):
-            r, m = ret[i], mkt[i] if use_mkt else 0.0
-            if np.isfinite(r) and np.isfinite(m):
+            ok, r, m = _session(ret, mkt, i, use_mkt)
+            if ok:
                 rc, mc = r - mu_r, m - mu_m
                 srm += rc * mc
                 smm += mc * mc
@@ -582,8 +588,8 @@ def window_sums(ret: FloatArray, mkt: FloatArray, starts: IntArray, span: IntArr
         for k in range(6):
             run[k, 0] = 0.0
         for i in range(n):
-            r, m = ret[s0 + i], mkt[s0 + i] if use_mkt else 0.0
-            if np.isfinite(r) and np.isfinite(m):
+            ok, r, m = _session(ret, mkt, s0 + i, use_mkt)
+            if ok:
                 rc, mc = r - mu_r, m - mu_m
                 c0 += 1.0
                 c1 += rc
