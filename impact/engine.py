@@ -76,10 +76,11 @@ merged, clipped to the window, and their sums, differences of the same running
 sums, subtracted; the per-event tests leave their residuals out too.
 
 :func:`fit_series` is the path of :func:`impact.study.compute_study`: the
-DeepSeek study's market-model fits, ARs and CARs come from the same dense core
-(:func:`dense_market_model`) as ``impact engine``.
+DeepSeek study's market, constant-mean and market-adjusted fits, ARs and CARs come
+from the same dense core (:func:`dense_market_model`) as ``impact engine``, its
+multi-factor fits from OLS on stacked windows (:func:`_multi_factor`).
 
-Not covered (the reference supports them): models other than the market model,
+Not covered (the reference supports them): the Scholes-Williams and Dimson models,
 the SQ test, BHAR and p-values (the study adds SQ, BHAR and p from the engine's
 CARs with :func:`impact.estimation.car`).
 """
@@ -90,6 +91,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -103,6 +105,7 @@ from impact.estimation import (
     MODEL_K,
     EventSeries,
     Fit,
+    ModelSpec,
     builtin,
     expected_returns,
     param_names,
@@ -1236,14 +1239,18 @@ class SeriesFit:
 
 def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
                event: tuple[int, int], car_windows: Sequence[tuple[int, int]],
-               model: str = "market") -> list[SeriesFit]:
-    """One model of many event series at once, through :func:`dense_market_model`.
+               model: str | ModelSpec = "market") -> list[SeriesFit]:
+    """One model of many event series at once, with no loop over the pairs' fits.
 
-    The path :func:`impact.study.compute_study` takes: each series becomes one series of
-    the dense layout (its sessions, day 0 at ``-rel_day[0]``), its ``excluded`` sessions
-    the pair's :class:`Exclusions`. The results are put back in the shape of
-    :func:`impact.estimation.fit` (the per-pair reference, equal to 1e-9), so that the
-    CARs' SQ p-values, BHARs and the study's tests can use them.
+    The path :func:`impact.study.compute_study` takes. The models of :data:`MODELS` go
+    through :func:`dense_market_model`: each series becomes one series of the dense
+    layout (its sessions, day 0 at ``-rel_day[0]``), its ``excluded`` sessions the
+    pair's :class:`Exclusions`. A multi-factor model (a
+    :class:`impact.estimation.ModelSpec` of kind ``multi-factor``) is fitted by
+    :func:`_multi_factor`, OLS on stacked arrays of the estimation windows. The results
+    are put back in the shape of :func:`impact.estimation.fit` (the per-pair reference,
+    equal to 1e-9), so that the CARs' SQ p-values, BHARs and the study's tests can use
+    them.
 
     Parameters
     ----------
@@ -1252,15 +1259,27 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     estimation, event, car_windows
         Windows in sessions relative to day 0, both ends included.
     model
-        One of :data:`MODELS`.
+        One of :data:`MODELS`, or a multi-factor :class:`impact.estimation.ModelSpec`.
 
     Returns
     -------
     list of SeriesFit
         In the order of ``series``; each fit's ``model`` is the model's name (the
         study puts its own name for the model in).
+
+    Raises
+    ------
+    ValueError
+        For a model the engine does not fit (Scholes-Williams, Dimson) or a bad window.
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
+    if isinstance(model, ModelSpec):
+        if model.kind == "multi-factor":
+            return _multi_factor(series, model, (e0, e1), (v0, v1), windows)
+        if model.kind not in MODELS:
+            raise ValueError(f"the engine does not fit {model.kind} models; it fits "
+                             f"{', '.join(MODELS)} and multi-factor models")
+        model = model.kind
     n = len(series)
     if not n:
         return []
@@ -1315,4 +1334,140 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
             cars[w] = ((float(m.cars["car"][row]), float(m.cars["var_car"][row]))
                        if int(m.cars["status"][row]) == 0 else None)
         out.append(SeriesFit(f, "", cars))
+    return out
+
+
+def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[int, int],
+                  event: tuple[int, int], windows: Sequence[tuple[int, int]]
+                  ) -> list[SeriesFit]:
+    """A multi-factor model of every series at once: OLS on stacked estimation windows.
+
+    As :func:`impact.estimation.fit` (``X = [1, R_m (when spec.market), factors]``;
+    ``params = (X'X)^-1 X'y``; the same failures and messages) and
+    :func:`impact.estimation.car`, with the pairs stacked along a first axis (pairs x
+    window days x regressors): the normal equations, their rank, inverse and solution,
+    the residuals and the CARs are whole-array operations. Memory is O(pairs x window x
+    regressors), which suits a study; :func:`dense_market_model` is the engine for
+    whole markets.
+    """
+    (e0, e1), (v0, v1) = estimation, event
+    n = len(series)
+    if not n:
+        return []
+    missing = [f for f in spec.factors if any(f not in s.factors for s in series)]
+    if missing:
+        # the reference's message, for each series that lacks a factor
+        out: list[SeriesFit] = []
+        for s in series:
+            absent = [f for f in spec.factors if f not in s.factors]
+            if absent:
+                out.append(SeriesFit(None, f"model {spec.name!r} needs factor {absent[0]!r}, "
+                                     f"which is not among the series' factors "
+                                     f"({', '.join(s.factors)})", {}))
+            else:
+                out.extend(_multi_factor([s], spec, estimation, event, windows))
+        return out
+    k = 1 + int(spec.market) + len(spec.factors)
+    lens = np.array([len(s.ret) for s in series], dtype=np.int64)
+    first = np.array([int(s.rel_day[0]) if len(s.rel_day) else 0 for s in series],
+                     dtype=np.int64)
+    start = np.cumsum(lens) - lens
+
+    def flat(values: Callable[[EventSeries], npt.ArrayLike], dtype: npt.DTypeLike = np.float64
+             ) -> npt.NDArray[Any]:
+        return np.concatenate([np.asarray(values(s), dtype=dtype) for s in series]
+                              + [np.zeros(1, dtype=dtype)])  # a pad: never read as data
+
+    ret = flat(lambda s: s.ret)
+
+    def factor(name: str) -> npt.NDArray[Any]:
+        return flat(lambda s: s.factors[name])
+
+    cols = ([flat(lambda s: s.mkt)] if spec.market else []) + [factor(f) for f in spec.factors]
+    excl = flat(lambda s: s.excluded, np.bool_)
+
+    def gather(lo: int, hi: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64],
+                                          npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """Relative days lo..hi of every series: inside it, returns, regressors, excluded."""
+        off = np.arange(lo, hi + 1)[None, :] - first[:, None]
+        inside = (off >= 0) & (off < lens[:, None])
+        idx = np.where(inside, start[:, None] + off, len(ret) - 1)
+        x = np.stack([np.ones(idx.shape)] + [c[idx] for c in cols], axis=-1)
+        return inside, np.where(inside, ret[idx], np.nan), x, inside & excl[idx]
+
+    # estimation window: the sessions with a return and every regressor, not excluded
+    inside, y, x, ex = gather(e0, e1)
+    use = inside & np.isfinite(y) & np.isfinite(x).all(axis=-1) & ~ex
+    nobs = use.sum(axis=1)
+    xu = np.where(use[..., None], x, 0.0)
+    yu = np.where(use, y, 0.0)
+    xtx = np.einsum("nlp,nlq->npq", xu, xu)
+    status = np.where(nobs < k + 2, 1, 0)
+    cand = np.flatnonzero(status == 0)
+    if len(cand):
+        rank = np.linalg.matrix_rank(xtx[cand])
+        status[cand[rank < k]] = 2
+    okp = np.flatnonzero(status == 0)
+    inv = np.linalg.inv(xtx[okp])
+    params = np.einsum("npq,nq->np", inv, np.einsum("nlp,nl->np", xu[okp], yu[okp]))
+    resid = np.where(use[okp], yu[okp] - np.einsum("nlp,np->nl", xu[okp], params), 0.0)
+    n_ok = nobs[okp].astype(np.float64)
+    ssr = (resid * resid).sum(axis=1)
+    s2 = ssr / (n_ok - k)
+    dev = np.where(use[okp], yu[okp] - yu[okp].sum(axis=1, keepdims=True) / n_ok[:, None], 0.0)
+    tss = (dev * dev).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(tss > 0, 1.0 - ssr / tss, np.nan)
+
+    # event window: ARs where the return and every regressor are known; the covariance
+    # s^2 (I + X (X'X)^-1 X') with missing regressors read as 0 (NaN rows at gaps)
+    ev_in, ev_y, ev_x, _ = gather(v0, v1)
+    ev_in, ev_y, ev_x = ev_in[okp], ev_y[okp], ev_x[okp]
+    ev_ok = ev_in & np.isfinite(ev_y) & np.isfinite(ev_x).all(axis=-1)
+    xf = np.where(np.isfinite(ev_x), ev_x, 0.0)
+    expected = np.einsum("nlp,np->nl", xf, params)
+    ar = np.where(ev_ok, ev_y - expected, np.nan)
+    lev = np.einsum("nlp,npq,nmq->nlm", xf, inv, xf)
+    cov = s2[:, None, None] * (np.eye(v1 - v0 + 1)[None] + lev)
+    cov = np.where(ev_ok[:, :, None] & ev_ok[:, None, :], cov, np.nan)
+    # CARs: complete when every day of the window has an AR
+    car_sums: list[dict[tuple[int, int], tuple[float, float] | None]] = [{} for _ in okp]
+    for w in windows:
+        a, b = w[0] - v0, w[1] - v0 + 1
+        full = np.asarray(ev_ok[:, a:b].all(axis=1), dtype=bool)
+        c = np.where(full, np.where(ev_ok, ar, 0.0)[:, a:b].sum(axis=1), np.nan)
+        v = np.where(full, np.where(np.isfinite(cov), cov, 0.0)[:, a:b, a:b].sum(axis=(1, 2)),
+                     np.nan)
+        for r in range(len(okp)):
+            car_sums[r][w] = (float(c[r]), float(v[r])) if full[r] else None
+
+    names = param_names(spec)
+    beta_col = 1 if spec.market else None
+    row_of = {int(i): r for r, i in enumerate(okp)}
+    out = []
+    for i, s in enumerate(series):
+        if status[i] != 0:
+            out.append(SeriesFit(None, COLLINEAR if status[i] == 2
+                                 else INSUFFICIENT.format(n=int(nobs[i]), k=k), {}))
+            continue
+        r = row_of[i]
+        rel = np.asarray(s.rel_day)
+        in_est = (rel >= e0) & (rel <= e1)
+        in_ev = (rel >= v0) & (rel <= v1)
+        est_cols = rel[in_est] - e0  # this series' estimation days among the stacked ones
+        ev_cols = rel[in_ev] - v0
+        est_resid = np.where(use[i, est_cols], resid[r, est_cols], np.nan)
+        p = params[r]
+        f = Fit(model=spec.name, alpha=float(p[0]),
+                beta=float(p[beta_col]) if beta_col is not None else float("nan"),
+                sigma=float(np.sqrt(s2[r])), nobs=int(nobs[i]), k=k, r2=float(r2[r]),
+                est_start=s.dates[int(np.flatnonzero(in_est)[use[i, est_cols]][0])],
+                est_end=s.dates[int(np.flatnonzero(in_est)[use[i, est_cols]][-1])],
+                est_rel_day=rel[in_est], est_resid=est_resid, ev_rel_day=rel[in_ev],
+                ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
+                ev_ret=np.asarray(s.ret)[in_ev], ev_mkt=np.asarray(s.mkt)[in_ev],
+                ev_expected=expected_returns(spec, s, p)[in_ev], ev_ar=ar[r, ev_cols],
+                ev_cov=cov[r][np.ix_(ev_cols, ev_cols)], params=tuple(float(v) for v in p),
+                param_names=names)
+        out.append(SeriesFit(f, "", car_sums[r]))
     return out

@@ -6,10 +6,11 @@ to DuckDB in one transaction, and :mod:`impact.report` renders it from there.
 Nothing is written before everything has been computed and validated, so a
 failure leaves the database as it was.
 
-The market, constant-mean and market-adjusted models of every event-security pair
-are fitted at once by the set-based engine (:func:`impact.engine.fit_series`, the
-core of ``impact engine``), with the estimation-window exclusions; the other models
-(Scholes-Williams, Dimson, multi-factor) pair by pair (:func:`impact.estimation.fit`).
+The market, constant-mean, market-adjusted and multi-factor models of every
+event-security pair are fitted at once by the set-based engine
+(:func:`impact.engine.fit_series`: the first three through the core of ``impact
+engine``), with the estimation-window exclusions; Scholes-Williams and Dimson pair by
+pair (:func:`impact.estimation.fit`).
 """
 
 from __future__ import annotations
@@ -132,10 +133,10 @@ def compute_study(
         Confirmed news events to add to the catalog (shown on the timeline; not
         estimated unless listed in the study's events).
     reference
-        Fit the market, constant-mean and market-adjusted models pair by pair with
-        :func:`impact.estimation.fit` (the reference, for verification) instead of the
-        set-based engine (:func:`impact.engine.fit_series`), which is the default. Both
-        give the same numbers to 1e-9 (``tests/test_study_engine.py``).
+        Fit the market, constant-mean, market-adjusted and multi-factor models pair by
+        pair with :func:`impact.estimation.fit` (the reference, for verification)
+        instead of the set-based engine (:func:`impact.engine.fit_series`), which is the
+        default. Both give the same numbers to 1e-9 (``tests/test_study_engine.py``).
 
     Returns
     -------
@@ -292,23 +293,24 @@ def compute_study(
             jobs.append(_Job(event_id, sec.ticker, ex, str(sec.benchmark), series, window_info,
                              others_in_window))
 
-    # the market, constant-mean and market-adjusted models of every pair at once, through
-    # the set-based engine (impact.engine); the other models pair by pair
-    # (impact.estimation.fit)
+    # the market, constant-mean, market-adjusted and multi-factor models of every pair at
+    # once, through the set-based engine (impact.engine.fit_series); Scholes-Williams and
+    # Dimson pair by pair (impact.estimation.fit)
     engine_fits: dict[tuple[str, str, str], SeriesFit] = {}
-    for kind in ([] if reference else ENGINE_MODELS):
-        kind_jobs = [j for j in jobs
-                     if any(study.model_specs[m].kind == kind for m in study.models_for(j.ticker))]
+    for group, group_spec in ({} if reference else _engine_groups(study)).items():
+        group_jobs = [j for j in jobs
+                      if any(_engine_key(study.model_specs[m]) == group
+                             for m in study.models_for(j.ticker))]
         engine_fits.update(zip(
-            ((j.event_id, j.ticker, kind) for j in kind_jobs),
-            fit_series([j.series for j in kind_jobs], estimation=w.estimation,
-                       event=w.event, car_windows=w.car, model=kind), strict=True))
+            ((j.event_id, j.ticker, group) for j in group_jobs),
+            fit_series([j.series for j in group_jobs], estimation=w.estimation,
+                       event=w.event, car_windows=w.car, model=group_spec), strict=True))
     est_len = w.estimation[1] - w.estimation[0] + 1
     for j in jobs:
         sec = study.instrument(j.ticker)
         for model in study.models_for(j.ticker):
             spec = study.model_specs[model]
-            sf = engine_fits.get((j.event_id, j.ticker, spec.kind))
+            sf = engine_fits.get((j.event_id, j.ticker, _engine_key(spec) or ""))
             try:
                 f = _fit(j.series, spec, w.estimation, w.event, sf)
             except ValueError as exc:
@@ -407,6 +409,30 @@ def compute_study(
         aar=inference.aar,
         notes=notes,
     )
+
+
+def _engine_key(spec: ModelSpec) -> str | None:
+    """The engine's group of a model's fits.
+
+    Its kind for the engine's own models (their fits do not depend on the name),
+    ``multi-factor:<name>``, or ``None`` (Scholes-Williams and Dimson, fitted pair by
+    pair).
+    """
+    if spec.kind in ENGINE_MODELS:
+        return spec.kind
+    return f"multi-factor:{spec.name}" if spec.kind == "multi-factor" else None
+
+
+def _engine_groups(study: Study) -> dict[str, ModelSpec]:
+    """The engine's groups of the models the study fits (sorted), and the model of each."""
+    groups: dict[str, ModelSpec] = {}
+    for sec in study.securities:
+        for m in study.models_for(sec.ticker):
+            spec = study.model_specs[m]
+            key = _engine_key(spec)
+            if key is not None:
+                groups[key] = builtin(spec.kind) if spec.kind in ENGINE_MODELS else spec
+    return dict(sorted(groups.items()))
 
 
 @dataclass(frozen=True)

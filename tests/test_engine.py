@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from impact.engine import Exclusions, fit_series, market_model, market_model_sql
-from impact.estimation import EventSeries, car, fit
+from impact.estimation import EventSeries, ModelSpec, car, fit
 
 RTOL = 1e-9
 
@@ -330,35 +330,97 @@ def test_fit_series_models_equal_reference(model: str) -> None:
         dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
         series.append(EventSeries(rel, dates, ret, mkt, excluded))
     got = fit_series(series, estimation=est, event=ev, car_windows=windows, model=model)
-    n_ok = n_err = 0
+    n_ok, errors = _compare_fits(model, series, got, model, est, ev, windows)
+    assert n_ok > 30 and errors, (n_ok, errors)
+
+
+def _compare_fits(label: str, series: list[EventSeries], got: list, model: ModelSpec | str,
+                  est: tuple[int, int], ev: tuple[int, int],
+                  windows: list[tuple[int, int]]) -> tuple[int, list[str]]:
+    """Assert each engine fit equals ``impact.estimation.fit``/``car``; (ok fits, errors)."""
+    n_ok, errors = 0, []
     for s, sf in zip(series, got, strict=True):
         try:
             ref = fit(s, model, est, ev)
         except ValueError as exc:
-            assert sf.fit is None and sf.error == str(exc)
-            n_err += 1
+            assert sf.fit is None and sf.error == str(exc), (label, sf.error, str(exc))
+            errors.append(str(exc))
             continue
-        assert sf.fit is not None, sf.error
+        assert sf.fit is not None, (label, sf.error)
         f = sf.fit
         n_ok += 1
         assert (f.model, f.k, f.nobs, f.param_names) == (ref.model, ref.k, ref.nobs,
-                                                          ref.param_names)
+                                                          ref.param_names), label
         assert (f.est_start, f.est_end, f.ev_dates) == (ref.est_start, ref.est_end, ref.ev_dates)
         for name in ("alpha", "beta", "sigma", "r2"):
             a, b = getattr(f, name), getattr(ref, name)
-            assert (np.isnan(a) and np.isnan(b)) or close(a, b), (model, name, a, b)
-        for name in ("params", "est_resid", "ev_expected", "ev_ar", "ev_cov"):
+            assert (np.isnan(a) and np.isnan(b)) or close(a, b), (label, name, a, b)
+        for name in ("params", "est_rel_day", "est_resid", "ev_rel_day", "ev_ret", "ev_mkt",
+                     "ev_expected", "ev_ar", "ev_cov"):
             a, b = np.asarray(getattr(f, name)), np.asarray(getattr(ref, name))
-            assert a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b)), name
+            assert a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b)), (label, name)
             assert all(close(x, y) for x, y in zip(a[~np.isnan(a)], b[~np.isnan(b)],
-                                                   strict=True)), (model, name)
+                                                   strict=True)), (label, name)
         for w in windows:
             c = car(ref, w)
             sums = sf.cars[w]
-            assert (sums is not None) == (c.status == "ok"), (model, w, c.reason)
+            assert (sums is not None) == (c.status == "ok"), (label, w, c.reason)
             if sums is not None:
-                assert close(sums[0], c.car) and close(sums[1], c.se**2), (model, w)
-    assert n_ok > 30 and n_err >= 1, (n_ok, n_err)
+                assert close(sums[0], c.car) and close(sums[1], c.se**2), (label, w)
+    return n_ok, errors
+
+
+@pytest.mark.parametrize("market", [True, False])
+def test_fit_series_multi_factor_equals_reference(market: bool) -> None:
+    """A multi-factor model (OLS on stacked windows) against ``impact.estimation.fit``.
+
+    Random series with two factors: gaps in the returns, the benchmark and a factor,
+    excluded runs, short histories, windows past the data, a constant factor and a
+    factor equal to the benchmark (collinear), and a series without one of the factors.
+    """
+    spec = ModelSpec("mf", "multi-factor", factors=("us", "fx"), market=market)
+    rng = np.random.default_rng(11)
+    est, ev, windows = (-120, -11), (-5, 10), [(0, 0), (-1, 1), (-5, 10), (0, 10)]
+    series = []
+    for i in range(60):
+        n = int(rng.integers(10, 140))
+        first = -int(rng.integers(5, 135))
+        rel = np.arange(first, first + n)
+        mkt = rng.normal(size=n) * 0.01 + 0.0005
+        us = rng.normal(size=n) * 0.012
+        fx = rng.normal(size=n) * 0.004
+        if i == 7:
+            fx[:] = 0.002  # constant: collinear with the constant
+        if i == 8:
+            us = mkt.copy()  # the benchmark again: collinear when the model has it
+        ret = 0.0003 + 0.9 * mkt + 0.4 * us - 0.3 * fx + rng.standard_t(4, size=n) * 0.015
+        ret[rng.random(n) < 0.04] = np.nan
+        mkt[rng.random(n) < 0.03] = np.nan
+        us[rng.random(n) < 0.03] = np.nan
+        excluded = np.zeros(n, dtype=bool)
+        if i % 3 == 0:
+            a = int(rng.integers(0, n))
+            excluded[a:a + int(rng.integers(1, 30))] = True
+            excluded &= rel <= est[1]
+        dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
+        factors = {"us": us, "fx": fx} if i != 9 else {"us": us}
+        series.append(EventSeries(rel, dates, ret, mkt, excluded, factors))
+    series.append(EventSeries(np.arange(0), (), np.zeros(0), np.zeros(0), np.zeros(0, bool),
+                              {"us": np.zeros(0), "fx": np.zeros(0)}))
+    got = fit_series(series, estimation=est, event=ev, car_windows=windows, model=spec)
+    n_ok, errors = _compare_fits("multi-factor", series, got, spec, est, ev, windows)
+    assert n_ok > 30, n_ok
+    assert any("collinear" in e for e in errors), errors
+    assert any("needs factor 'fx'" in e for e in errors), errors
+    assert any(e.startswith("only 0 usable") for e in errors), errors
+
+
+def test_fit_series_rejects_models_it_does_not_fit() -> None:
+    s = EventSeries(np.arange(-30, 5), (), np.zeros(35), np.zeros(35), np.zeros(35, bool))
+    for kind in ("scholes-williams", "dimson"):
+        with pytest.raises(ValueError, match="does not fit"):
+            fit_series([s], estimation=(-30, -11), event=(-5, 4), car_windows=[(0, 0)],
+                       model=ModelSpec(kind, kind))
 
 
 def close(a: float, b: float) -> bool:
