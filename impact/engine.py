@@ -78,11 +78,10 @@ sums, subtracted; the per-event tests leave their residuals out too.
 :func:`fit_series` is the path of :func:`impact.study.compute_study`: the
 DeepSeek study's market, constant-mean and market-adjusted fits, ARs and CARs come
 from the same dense core (:func:`dense_market_model`) as ``impact engine``, its
-multi-factor fits from OLS on stacked windows (:func:`_multi_factor`).
+multi-factor, Scholes-Williams and Dimson fits from stacked windows (:func:`_stacked`).
 
-Not covered (the reference supports them): the Scholes-Williams and Dimson models,
-the SQ test, BHAR and p-values (the study adds SQ, BHAR and p from the engine's
-CARs with :func:`impact.estimation.car`).
+Not covered (the reference supports them): the SQ test, BHAR and p-values (the study
+adds SQ, BHAR and p from the engine's CARs with :func:`impact.estimation.car`).
 """
 
 from __future__ import annotations
@@ -103,6 +102,7 @@ from impact.estimation import (
     COLLINEAR,
     INSUFFICIENT,
     MODEL_K,
+    NONSYNC_ROWS,
     EventSeries,
     Fit,
     ModelSpec,
@@ -1245,9 +1245,10 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     The path :func:`impact.study.compute_study` takes. The models of :data:`MODELS` go
     through :func:`dense_market_model`: each series becomes one series of the dense
     layout (its sessions, day 0 at ``-rel_day[0]``), its ``excluded`` sessions the
-    pair's :class:`Exclusions`. A multi-factor model (a
-    :class:`impact.estimation.ModelSpec` of kind ``multi-factor``) is fitted by
-    :func:`_multi_factor`, OLS on stacked arrays of the estimation windows. The results
+    pair's :class:`Exclusions`. The multi-factor (a
+    :class:`impact.estimation.ModelSpec` of kind ``multi-factor``), Scholes-Williams
+    and Dimson models are fitted by :func:`_stacked`, on stacked arrays of the
+    estimation windows (:data:`STACKED_MODELS`). The results
     are put back in the shape of :func:`impact.estimation.fit` (the per-pair reference,
     equal to 1e-9), so that the CARs' SQ p-values, BHARs and the study's tests can use
     them.
@@ -1259,7 +1260,8 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     estimation, event, car_windows
         Windows in sessions relative to day 0, both ends included.
     model
-        One of :data:`MODELS`, or a multi-factor :class:`impact.estimation.ModelSpec`.
+        A built-in model name (:data:`MODELS`, ``scholes-williams``, ``dimson``) or an
+        :class:`impact.estimation.ModelSpec` (e.g. a multi-factor model).
 
     Returns
     -------
@@ -1270,15 +1272,17 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     Raises
     ------
     ValueError
-        For a model the engine does not fit (Scholes-Williams, Dimson) or a bad window.
+        For an unknown model kind or a bad window.
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
+    if isinstance(model, str) and model in STACKED_MODELS[1:]:
+        model = builtin(model)
     if isinstance(model, ModelSpec):
-        if model.kind == "multi-factor":
-            return _multi_factor(series, model, (e0, e1), (v0, v1), windows)
+        if model.kind in STACKED_MODELS:
+            return _stacked(series, model, (e0, e1), (v0, v1), windows)
         if model.kind not in MODELS:
-            raise ValueError(f"the engine does not fit {model.kind} models; it fits "
-                             f"{', '.join(MODELS)} and multi-factor models")
+            raise ValueError(f"unknown model kind {model.kind!r}; the engine fits "
+                             f"{', '.join(MODELS + STACKED_MODELS)}")
         model = model.kind
     n = len(series)
     if not n:
@@ -1337,18 +1341,32 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     return out
 
 
-def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[int, int],
-                  event: tuple[int, int], windows: Sequence[tuple[int, int]]
-                  ) -> list[SeriesFit]:
-    """A multi-factor model of every series at once: OLS on stacked estimation windows.
+#: Models :func:`_stacked` fits.
+STACKED_MODELS = ("multi-factor", "scholes-williams", "dimson")
 
-    As :func:`impact.estimation.fit` (``X = [1, R_m (when spec.market), factors]``;
-    ``params = (X'X)^-1 X'y``; the same failures and messages) and
-    :func:`impact.estimation.car`, with the pairs stacked along a first axis (pairs x
-    window days x regressors): the normal equations, their rank, inverse and solution,
-    the residuals and the CARs are whole-array operations. Memory is O(pairs x window x
-    regressors), which suits a study; :func:`dense_market_model` is the engine for
-    whole markets.
+
+def _stacked(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[int, int],
+             event: tuple[int, int], windows: Sequence[tuple[int, int]]) -> list[SeriesFit]:
+    """A multi-factor, Scholes-Williams or Dimson model of every series at once.
+
+    As :func:`impact.estimation.fit` and :func:`impact.estimation.car` (the same
+    numbers, failures and messages), with the pairs stacked along a first axis (pairs x
+    window days x regressors), so that every step is a whole-array operation:
+
+    * multi-factor: OLS, ``X = [1, R_m (when spec.market), factors]``, ``params =
+      (X'X)^-1 X'y``: the normal equations, their rank (the collinearity test),
+      inverses and solutions;
+    * Scholes-Williams and Dimson: ``X = [1, R_m]`` for the usable sessions, the
+      collinearity test and the ARs' covariance, and the beta from the sessions that
+      also have the previous and next session's benchmark return (inside the series):
+      ``(b_lag + b_0 + b_lead) / (1 + 2 rho)`` from three simple regressions and the
+      benchmark's first-order autocorrelation (Scholes-Williams), or the sum of the
+      three slopes of one regression (Dimson; a pseudo-inverse with the reference's
+      ``lstsq`` cut-off); ``alpha = mean(R) - beta mean(R_m)`` over those sessions.
+
+    The residuals, ``s^2``, the ARs, their covariance ``s^2 (I + X (X'X)^-1 X')`` and
+    the CARs follow for all pairs at once. Memory is O(pairs x window x regressors),
+    which suits a study; :func:`dense_market_model` is the engine for whole markets.
     """
     (e0, e1), (v0, v1) = estimation, event
     n = len(series)
@@ -1365,9 +1383,10 @@ def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tu
                                      f"which is not among the series' factors "
                                      f"({', '.join(s.factors)})", {}))
             else:
-                out.extend(_multi_factor([s], spec, estimation, event, windows))
+                out.extend(_stacked([s], spec, estimation, event, windows))
         return out
-    k = 1 + int(spec.market) + len(spec.factors)
+    nonsync = spec.kind != "multi-factor"
+    k = 2 if nonsync else 1 + int(spec.market) + len(spec.factors)
     lens = np.array([len(s.ret) for s in series], dtype=np.int64)
     first = np.array([int(s.rel_day[0]) if len(s.rel_day) else 0 for s in series],
                      dtype=np.int64)
@@ -1383,15 +1402,20 @@ def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tu
     def factor(name: str) -> npt.NDArray[Any]:
         return flat(lambda s: s.factors[name])
 
-    cols = ([flat(lambda s: s.mkt)] if spec.market else []) + [factor(f) for f in spec.factors]
+    mkt = flat(lambda s: s.mkt)
+    cols = ([mkt] if nonsync or spec.market else []) + [factor(f) for f in spec.factors]
     excl = flat(lambda s: s.excluded, np.bool_)
+
+    def where(lo: int, hi: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """Relative days lo..hi of every series: inside it, and their flat positions."""
+        off = np.arange(lo, hi + 1)[None, :] - first[:, None]
+        inside = (off >= 0) & (off < lens[:, None])
+        return inside, np.where(inside, start[:, None] + off, len(ret) - 1)
 
     def gather(lo: int, hi: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64],
                                           npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
         """Relative days lo..hi of every series: inside it, returns, regressors, excluded."""
-        off = np.arange(lo, hi + 1)[None, :] - first[:, None]
-        inside = (off >= 0) & (off < lens[:, None])
-        idx = np.where(inside, start[:, None] + off, len(ret) - 1)
+        inside, idx = where(lo, hi)
         x = np.stack([np.ones(idx.shape)] + [c[idx] for c in cols], axis=-1)
         return inside, np.where(inside, ret[idx], np.nan), x, inside & excl[idx]
 
@@ -1407,9 +1431,22 @@ def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tu
     if len(cand):
         rank = np.linalg.matrix_rank(xtx[cand])
         status[cand[rank < k]] = 2
+    n_rows = np.zeros(n, dtype=np.int64)
+    if nonsync:  # the sessions with the previous and next session's benchmark return too
+        lag_in, lag_idx = where(e0 - 1, e1 - 1)
+        lead_in, lead_idx = where(e0 + 1, e1 + 1)
+        lag = np.where(lag_in, mkt[lag_idx], np.nan)
+        lead = np.where(lead_in, mkt[lead_idx], np.nan)
+        rows = use & np.isfinite(lag) & np.isfinite(lead)
+        n_rows = rows.sum(axis=1)
+        status[(status == 0) & (n_rows < 6)] = 4
     okp = np.flatnonzero(status == 0)
     inv = np.linalg.inv(xtx[okp])
-    params = np.einsum("npq,nq->np", inv, np.einsum("nlp,nl->np", xu[okp], yu[okp]))
+    if nonsync:
+        params = _nonsync_params(spec.kind, rows[okp], y[okp], x[okp, :, 1], lag[okp],
+                                 lead[okp])
+    else:
+        params = np.einsum("npq,nq->np", inv, np.einsum("nlp,nl->np", xu[okp], yu[okp]))
     resid = np.where(use[okp], yu[okp] - np.einsum("nlp,np->nl", xu[okp], params), 0.0)
     n_ok = nobs[okp].astype(np.float64)
     ssr = (resid * resid).sum(axis=1)
@@ -1418,6 +1455,8 @@ def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tu
     tss = (dev * dev).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(tss > 0, 1.0 - ssr / tss, np.nan)
+    if nonsync:
+        r2[:] = np.nan  # not an OLS fit (as the reference)
 
     # event window: ARs where the return and every regressor are known; the covariance
     # s^2 (I + X (X'X)^-1 X') with missing regressors read as 0 (NaN rows at gaps)
@@ -1442,12 +1481,13 @@ def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tu
             car_sums[r][w] = (float(c[r]), float(v[r])) if full[r] else None
 
     names = param_names(spec)
-    beta_col = 1 if spec.market else None
+    beta_col = 1 if nonsync or spec.market else None
     row_of = {int(i): r for r, i in enumerate(okp)}
     out = []
     for i, s in enumerate(series):
         if status[i] != 0:
             out.append(SeriesFit(None, COLLINEAR if status[i] == 2
+                                 else NONSYNC_ROWS.format(n=int(n_rows[i])) if status[i] == 4
                                  else INSUFFICIENT.format(n=int(nobs[i]), k=k), {}))
             continue
         r = row_of[i]
@@ -1471,3 +1511,41 @@ def _multi_factor(series: Sequence[EventSeries], spec: ModelSpec, estimation: tu
                 param_names=names)
         out.append(SeriesFit(f, "", car_sums[r]))
     return out
+
+
+def _nonsync_params(kind: str, rows: npt.NDArray[np.bool_], y: npt.NDArray[np.float64],
+                    m0: npt.NDArray[np.float64], m1: npt.NDArray[np.float64],
+                    p1: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``(alpha, beta)`` per pair of a Scholes-Williams or Dimson model (pairs x days).
+
+    ``rows``: the sessions used; ``m0``, ``m1``, ``p1``: the benchmark's return that
+    session, the previous one and the next one.
+    """
+    cnt = rows.sum(axis=1).astype(np.float64)
+
+    def centred(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        vz = np.where(rows, v, 0.0)
+        return np.where(rows, vz - vz.sum(axis=1, keepdims=True) / cnt[:, None], 0.0)
+
+    yc, c0, c1, cp = centred(y), centred(m0), centred(m1), centred(p1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "scholes-williams":
+            def slope(xc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+                return np.asarray((xc * yc).sum(axis=1) / (xc * xc).sum(axis=1))
+
+            # as numpy.corrcoef: covariances over their standard deviations, clipped
+            sd0 = np.sqrt((c0 * c0).sum(axis=1) / (cnt - 1))
+            sd1 = np.sqrt((c1 * c1).sum(axis=1) / (cnt - 1))
+            rho = np.clip((c0 * c1).sum(axis=1) / (cnt - 1) / sd0 / sd1, -1.0, 1.0)
+            beta = (slope(c1) + slope(c0) + slope(cp)) / (1.0 + 2.0 * rho)
+        else:  # Dimson: [1, lag, R_m, lead]; the minimum-norm least squares (lstsq's cut-off)
+            ones = rows.astype(np.float64)
+            xd = np.stack([ones, np.where(rows, m1, 0.0), np.where(rows, m0, 0.0),
+                           np.where(rows, p1, 0.0)], axis=-1)
+            cut = np.finfo(np.float64).eps * np.maximum(cnt, 4.0)
+            coef = np.einsum("npl,nl->np", np.linalg.pinv(xd, rcond=cut),
+                             np.where(rows, y, 0.0))
+            beta = coef[:, 1:].sum(axis=1)
+        alpha = (np.where(rows, y, 0.0).sum(axis=1)
+                 - beta * np.where(rows, m0, 0.0).sum(axis=1)) / cnt
+    return np.stack([alpha, beta], axis=-1)

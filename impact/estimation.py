@@ -36,6 +36,8 @@ MODEL_K = {"market": 2, "constant-mean": 1, "market-adjusted": 0, "scholes-willi
 INSUFFICIENT = "only {n} usable estimation-window returns for {k} parameters"
 COLLINEAR = ("the regressors are collinear or constant over the estimation window (e.g. a "
              "benchmark whose returns do not vary)")
+NONSYNC_ROWS = ("only {n} estimation-window returns with a leading and lagging benchmark "
+                "return")
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,7 @@ def _nonsync_beta(spec: ModelSpec, series: EventSeries, use: np.ndarray
     rows = use & np.isfinite(lag) & np.isfinite(lead)
     y, m0, m1, p1 = r[rows], m[rows], lag[rows], lead[rows]
     if len(y) < 6:
-        raise ValueError(f"only {len(y)} estimation-window returns with a leading and lagging "
-                         f"benchmark return")
+        raise ValueError(NONSYNC_ROWS.format(n=len(y)))
     if spec.kind == "scholes-williams":
         def slope(x: np.ndarray) -> float:
             xc = x - x.mean()

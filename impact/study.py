@@ -6,11 +6,10 @@ to DuckDB in one transaction, and :mod:`impact.report` renders it from there.
 Nothing is written before everything has been computed and validated, so a
 failure leaves the database as it was.
 
-The market, constant-mean, market-adjusted and multi-factor models of every
-event-security pair are fitted at once by the set-based engine
-(:func:`impact.engine.fit_series`: the first three through the core of ``impact
-engine``), with the estimation-window exclusions; Scholes-Williams and Dimson pair by
-pair (:func:`impact.estimation.fit`).
+Every model of every event-security pair is fitted at once by the set-based engine
+(:func:`impact.engine.fit_series`: the market, constant-mean and market-adjusted
+models through the core of ``impact engine``, the multi-factor, Scholes-Williams and
+Dimson models on stacked windows), with the estimation-window exclusions.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from impact import __version__
 from impact.analysis import FitKey, infer
 from impact.calendars import Alignment, Sessions, align, align_factor, exchange_tz, sessions
 from impact.catalog import Event, Study
-from impact.engine import MODELS as ENGINE_MODELS
 from impact.engine import SeriesFit, fit_series
 from impact.errors import DataError
 from impact.estimation import (
@@ -133,8 +131,8 @@ def compute_study(
         Confirmed news events to add to the catalog (shown on the timeline; not
         estimated unless listed in the study's events).
     reference
-        Fit the market, constant-mean, market-adjusted and multi-factor models pair by
-        pair with :func:`impact.estimation.fit` (the reference, for verification)
+        Fit every model pair by pair with :func:`impact.estimation.fit` (the
+        reference, for verification)
         instead of the set-based engine (:func:`impact.engine.fit_series`), which is the
         default. Both give the same numbers to 1e-9 (``tests/test_study_engine.py``).
 
@@ -293,9 +291,8 @@ def compute_study(
             jobs.append(_Job(event_id, sec.ticker, ex, str(sec.benchmark), series, window_info,
                              others_in_window))
 
-    # the market, constant-mean, market-adjusted and multi-factor models of every pair at
-    # once, through the set-based engine (impact.engine.fit_series); Scholes-Williams and
-    # Dimson pair by pair (impact.estimation.fit)
+    # every model of every pair at once, through the set-based engine
+    # (impact.engine.fit_series); reference=True: pair by pair (impact.estimation.fit)
     engine_fits: dict[tuple[str, str, str], SeriesFit] = {}
     for group, group_spec in ({} if reference else _engine_groups(study)).items():
         group_jobs = [j for j in jobs
@@ -310,7 +307,7 @@ def compute_study(
         sec = study.instrument(j.ticker)
         for model in study.models_for(j.ticker):
             spec = study.model_specs[model]
-            sf = engine_fits.get((j.event_id, j.ticker, _engine_key(spec) or ""))
+            sf = engine_fits.get((j.event_id, j.ticker, _engine_key(spec)))
             try:
                 f = _fit(j.series, spec, w.estimation, w.event, sf)
             except ValueError as exc:
@@ -411,16 +408,13 @@ def compute_study(
     )
 
 
-def _engine_key(spec: ModelSpec) -> str | None:
+def _engine_key(spec: ModelSpec) -> str:
     """The engine's group of a model's fits.
 
-    Its kind for the engine's own models (their fits do not depend on the name),
-    ``multi-factor:<name>``, or ``None`` (Scholes-Williams and Dimson, fitted pair by
-    pair).
+    A multi-factor model's ``multi-factor:<name>``; else its kind (the fits of the
+    built-in models do not depend on the name).
     """
-    if spec.kind in ENGINE_MODELS:
-        return spec.kind
-    return f"multi-factor:{spec.name}" if spec.kind == "multi-factor" else None
+    return f"multi-factor:{spec.name}" if spec.kind == "multi-factor" else spec.kind
 
 
 def _engine_groups(study: Study) -> dict[str, ModelSpec]:
@@ -429,9 +423,8 @@ def _engine_groups(study: Study) -> dict[str, ModelSpec]:
     for sec in study.securities:
         for m in study.models_for(sec.ticker):
             spec = study.model_specs[m]
-            key = _engine_key(spec)
-            if key is not None:
-                groups[key] = builtin(spec.kind) if spec.kind in ENGINE_MODELS else spec
+            groups[_engine_key(spec)] = spec if spec.kind == "multi-factor" else builtin(
+                spec.kind)
     return dict(sorted(groups.items()))
 
 

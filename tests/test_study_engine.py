@@ -9,6 +9,7 @@ of the study must agree to 1e-9.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,41 @@ def test_published_facts_through_the_engine(both: tuple[StudyRun, StudyRun]) -> 
     for r in rows.values():  # the engine's AR (its own arithmetic) against the row's parts
         assert r["ar"] == pytest.approx(r["ret"] - r["expected_ret"], rel=1e-12, abs=1e-15)
     assert rows["NVDA"]["ar"] < -0.10  # a shock the market model does not explain
+
+
+def test_nonsynchronous_betas_through_the_engine(prices_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DeepSeek study with Scholes-Williams and Dimson models added for every security.
+
+    The engine fits them on stacked windows (no per-pair fit), and every frame equals
+    the per-pair reference's to 1e-9.
+    """
+    base = load_study(STUDY)
+    extra = ("scholes-williams", "dimson")
+    study = dataclasses.replace(
+        base, models=(*base.models, *extra),
+        securities=tuple(dataclasses.replace(s, models=(*s.models, *extra))
+                         if s.models is not None else s for s in base.securities))
+    source = choose_source(study.prices.source, study.prices.snapshot,
+                           override_dir=prices_dir)
+    real_fit = study_mod.fit
+    calls: list[str] = []
+
+    def counted_fit(series: Any, spec: ModelSpec | str, *args: Any, **kw: Any) -> Any:
+        calls.append(spec if isinstance(spec, str) else spec.kind)
+        return real_fit(series, spec, *args, **kw)
+
+    monkeypatch.setattr(study_mod, "fit", counted_fit)
+    engine = compute_study(study, source)
+    assert calls == []
+    reference = compute_study(study, source, reference=True)
+    assert set(extra) <= set(calls)
+    for name in FRAMES:
+        _worst(getattr(engine, name), getattr(reference, name), name)
+    fits = engine.fits.filter(pl.col("model").is_in(list(extra)))
+    assert fits.height == 2 * 9  # both models, each event-security pair
+    # not the market model's betas: the lagged and leading slopes count
+    market = engine.fits.filter(pl.col("model") == "market").sort("event_id", "ticker")
+    for m in extra:
+        other = fits.filter(pl.col("model") == m).sort("event_id", "ticker")
+        assert (other["beta"] - market["beta"]).abs().max() > 0.01, m
