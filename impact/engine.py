@@ -1469,14 +1469,16 @@ def _stacked(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[i
     lev = np.einsum("nlp,npq,nmq->nlm", xf, inv, xf)
     cov = s2[:, None, None] * (np.eye(v1 - v0 + 1)[None] + lev)
     cov = np.where(ev_ok[:, :, None] & ev_ok[:, None, :], cov, np.nan)
-    # CARs: complete when every day of the window has an AR
+    # CARs: complete when every day of the window has a finite AR (as the reference: an
+    # overflow is no AR); the variance sums the covariances as they are (inf stays inf)
     car_sums: list[dict[tuple[int, int], tuple[float, float] | None]] = [{} for _ in okp]
+    has_ar = np.isfinite(ar)
     for w in windows:
         a, b = w[0] - v0, w[1] - v0 + 1
-        full = np.asarray(ev_ok[:, a:b].all(axis=1), dtype=bool)
-        c = np.where(full, np.where(ev_ok, ar, 0.0)[:, a:b].sum(axis=1), np.nan)
-        v = np.where(full, np.where(np.isfinite(cov), cov, 0.0)[:, a:b, a:b].sum(axis=(1, 2)),
-                     np.nan)
+        full = np.asarray(has_ar[:, a:b].all(axis=1), dtype=bool)
+        c = np.where(full, np.where(has_ar, ar, 0.0)[:, a:b].sum(axis=1), np.nan)
+        with np.errstate(invalid="ignore"):
+            v = np.where(full, cov[:, a:b, a:b].sum(axis=(1, 2)), np.nan)
         for r in range(len(okp)):
             car_sums[r][w] = (float(c[r]), float(v[r])) if full[r] else None
 
@@ -1494,8 +1496,9 @@ def _stacked(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[i
         rel = np.asarray(s.rel_day)
         in_est = (rel >= e0) & (rel <= e1)
         in_ev = (rel >= v0) & (rel <= v1)
-        est_cols = rel[in_est] - e0  # this series' estimation days among the stacked ones
-        ev_cols = rel[in_ev] - v0
+        # this series' days among the stacked ones (rel_day may be a float array)
+        est_cols = (rel[in_est] - e0).astype(np.int64)
+        ev_cols = (rel[in_ev] - v0).astype(np.int64)
         est_resid = np.where(use[i, est_cols], resid[r, est_cols], np.nan)
         p = params[r]
         f = Fit(model=spec.name, alpha=float(p[0]),

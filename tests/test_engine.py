@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -302,6 +303,39 @@ def test_bad_input() -> None:
         market_model_sql(con, returns_table="r", pairs_table="q", estimation=(-11, -250))
 
 
+def _random_series(seed: int, count: int, min_len: int,
+                   make: Callable[[int, int, np.ndarray],
+                                  tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]
+                   ) -> list[EventSeries]:
+    """Random series around an estimation window of (-120, -11) and an event window of
+    (-5, 10): short histories, windows past the data, gaps and excluded runs.
+
+    ``make(i, n, mkt)`` returns the ``i``-th series' returns, benchmark returns (from a
+    random ``mkt``) and factors; 4% of the returns and 3% of the benchmark returns are
+    then removed, and every third series has an excluded run.
+    """
+    rng = np.random.default_rng(seed)
+    series = []
+    for i in range(count):
+        n = int(rng.integers(min_len, 140))
+        first = -int(rng.integers(5, 135))
+        rel = np.arange(first, first + n)
+        ret, mkt, factors = make(i, n, rng.normal(size=n) * 0.01 + 0.0005)
+        ret[rng.random(n) < 0.04] = np.nan
+        mkt[rng.random(n) < 0.03] = np.nan  # the constant-mean model uses those days
+        excluded = np.zeros(n, dtype=bool)
+        if i % 3 == 0:
+            a = int(rng.integers(0, n))
+            excluded[a:a + int(rng.integers(1, 30))] = True
+            excluded &= rel <= -11
+        dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
+        series.append(EventSeries(rel, dates, ret, mkt, excluded, factors))
+    return series
+
+
+_EST, _EV, _WINDOWS = (-120, -11), (-5, 10), [(0, 0), (-1, 1), (-5, 10), (0, 10)]
+
+
 @pytest.mark.parametrize("model", ["market", "constant-mean", "market-adjusted"])
 def test_fit_series_models_equal_reference(model: str) -> None:
     """Each engine model against ``impact.estimation.fit``/``car``, series by series.
@@ -310,27 +344,15 @@ def test_fit_series_models_equal_reference(model: str) -> None:
     runs, short histories, windows past the data and a constant benchmark.
     """
     rng = np.random.default_rng(5)
-    est, ev, windows = (-120, -11), (-5, 10), [(0, 0), (-1, 1), (-5, 10), (0, 10)]
-    series = []
-    for i in range(60):
-        n = int(rng.integers(20, 140))
-        first = -int(rng.integers(5, 135))
-        rel = np.arange(first, first + n)
-        mkt = rng.normal(size=n) * 0.01 + 0.0005
+
+    def make(i: int, n: int, mkt: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         if i == 7:
             mkt[:] = 0.001  # constant benchmark: collinear for the market model only
-        ret = 0.0003 + rng.uniform(0.5, 1.5) * mkt + rng.standard_t(4, size=n) * 0.015
-        ret[rng.random(n) < 0.04] = np.nan
-        mkt[rng.random(n) < 0.03] = np.nan  # the constant-mean model uses those days
-        excluded = np.zeros(n, dtype=bool)
-        if i % 3 == 0:
-            a = int(rng.integers(0, n))
-            excluded[a:a + int(rng.integers(1, 30))] = True
-            excluded &= rel <= est[1]
-        dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
-        series.append(EventSeries(rel, dates, ret, mkt, excluded))
-    got = fit_series(series, estimation=est, event=ev, car_windows=windows, model=model)
-    n_ok, errors = _compare_fits(model, series, got, model, est, ev, windows)
+        return 0.0003 + rng.uniform(0.5, 1.5) * mkt + rng.standard_t(4, size=n) * 0.015, mkt, {}
+
+    series = _random_series(5, 60, 20, make)
+    got = fit_series(series, estimation=_EST, event=_EV, car_windows=_WINDOWS, model=model)
+    n_ok, errors = _compare_fits(model, series, got, model, _EST, _EV, _WINDOWS)
     assert n_ok > 30 and errors, (n_ok, errors)
 
 
@@ -380,13 +402,8 @@ def test_fit_series_multi_factor_equals_reference(market: bool) -> None:
     """
     spec = ModelSpec("mf", "multi-factor", factors=("us", "fx"), market=market)
     rng = np.random.default_rng(11)
-    est, ev, windows = (-120, -11), (-5, 10), [(0, 0), (-1, 1), (-5, 10), (0, 10)]
-    series = []
-    for i in range(60):
-        n = int(rng.integers(10, 140))
-        first = -int(rng.integers(5, 135))
-        rel = np.arange(first, first + n)
-        mkt = rng.normal(size=n) * 0.01 + 0.0005
+
+    def make(i: int, n: int, mkt: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         us = rng.normal(size=n) * 0.012
         fx = rng.normal(size=n) * 0.004
         if i == 7:
@@ -394,19 +411,13 @@ def test_fit_series_multi_factor_equals_reference(market: bool) -> None:
         if i == 8:
             us = mkt.copy()  # the benchmark again: collinear when the model has it
         ret = 0.0003 + 0.9 * mkt + 0.4 * us - 0.3 * fx + rng.standard_t(4, size=n) * 0.015
-        ret[rng.random(n) < 0.04] = np.nan
-        mkt[rng.random(n) < 0.03] = np.nan
         us[rng.random(n) < 0.03] = np.nan
-        excluded = np.zeros(n, dtype=bool)
-        if i % 3 == 0:
-            a = int(rng.integers(0, n))
-            excluded[a:a + int(rng.integers(1, 30))] = True
-            excluded &= rel <= est[1]
-        dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
-        factors = {"us": us, "fx": fx} if i != 9 else {"us": us}
-        series.append(EventSeries(rel, dates, ret, mkt, excluded, factors))
+        return ret, mkt, ({"us": us, "fx": fx} if i != 9 else {"us": us})
+
+    series = _random_series(11, 60, 10, make)
     series.append(EventSeries(np.arange(0), (), np.zeros(0), np.zeros(0), np.zeros(0, bool),
                               {"us": np.zeros(0), "fx": np.zeros(0)}))
+    est, ev, windows = _EST, _EV, _WINDOWS
     got = fit_series(series, estimation=est, event=ev, car_windows=windows, model=spec)
     n_ok, errors = _compare_fits("multi-factor", series, got, spec, est, ev, windows)
     assert n_ok > 30, n_ok
@@ -427,13 +438,8 @@ def test_fit_series_nonsynchronous_betas_equal_reference(model: str) -> None:
     except on one day (rank-deficient lag and lead regressors).
     """
     rng = np.random.default_rng(13)
-    est, ev, windows = (-120, -11), (-5, 10), [(0, 0), (-1, 1), (-5, 10), (0, 10)]
-    series = []
-    for i in range(70):
-        n = int(rng.integers(8, 140))
-        first = -int(rng.integers(5, 135))
-        rel = np.arange(first, first + n)
-        mkt = rng.normal(size=n) * 0.01 + 0.0005
+
+    def make(i: int, n: int, mkt: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         if i == 7:
             mkt[:] = 0.001  # constant: collinear
         if i == 8:
@@ -441,15 +447,12 @@ def test_fit_series_nonsynchronous_betas_equal_reference(model: str) -> None:
             mkt[n // 2] = 0.02  # one move: lag and lead columns nearly collinear with it
         ret = (0.0003 + 0.6 * mkt + 0.3 * np.roll(mkt, 1) + 0.2 * np.roll(mkt, -1)
                + rng.standard_t(4, size=n) * 0.015)
-        ret[rng.random(n) < 0.04] = np.nan
-        mkt[rng.random(n) < (0.3 if i == 9 else 0.03)] = np.nan
-        excluded = np.zeros(n, dtype=bool)
-        if i % 3 == 0:
-            a = int(rng.integers(0, n))
-            excluded[a:a + int(rng.integers(1, 30))] = True
-            excluded &= rel <= est[1]
-        dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
-        series.append(EventSeries(rel, dates, ret, mkt, excluded))
+        if i == 9:
+            mkt[rng.random(n) < 0.3] = np.nan  # many removed lags and leads
+        return ret, mkt, {}
+
+    series = _random_series(13, 70, 8, make)
+    est, ev, windows = _EST, _EV, _WINDOWS
     # 4..5 usable sessions, so that the fit fails on too few with a lag and a lead
     rel = np.arange(-16, 11)
     short_mkt = rng.normal(size=27) * 0.01
@@ -468,6 +471,45 @@ def test_fit_series_nonsynchronous_betas_equal_reference(model: str) -> None:
     betas = [(a.fit.beta, b.fit.beta) for a, b in zip(got, market, strict=True)
              if a.fit is not None and b.fit is not None]
     assert max(abs(x - y) for x, y in betas) > 0.1, betas
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning",
+                            "ignore:invalid value:RuntimeWarning")
+def test_fit_series_stacked_extremes() -> None:
+    """Review findings: a finite factor whose square overflows (the CAR's variance is inf,
+    as the reference's, not a finite sum with the inf left out; an AR that overflows is
+    no AR), and float relative days (the reference accepts them)."""
+    rng = np.random.default_rng(3)
+    n = 60
+    rel = np.arange(-40, 20)
+    mkt, us = rng.normal(size=n) * 0.01, rng.normal(size=n) * 0.01
+    ret = mkt + us + rng.normal(size=n) * 0.01
+    dates = tuple(date(2020, 1, 1) + timedelta(days=int(k)) for k in range(n))
+    spec = ModelSpec("m+us", "multi-factor", ("us",), True)
+    windows = [(0, 5), (-5, -1), (3, 5)]
+    big, huge = us.copy(), us.copy()
+    big[rel == 2] = 1e160  # its square overflows: an infinite variance
+    huge[rel == 4] = 1e308
+    ret_huge = ret.copy()
+    ret_huge[rel == 4] = -1e308  # ret - expected overflows: no AR that day
+    cases = [EventSeries(rel, dates, ret, mkt, np.zeros(n, bool), {"us": big}),
+             EventSeries(rel, dates, ret_huge, mkt, np.zeros(n, bool), {"us": huge}),
+             EventSeries(rel.astype(float), dates, ret, mkt, np.zeros(n, bool), {"us": us})]
+    got = fit_series(cases, estimation=(-40, -6), event=(-5, 5), car_windows=windows,
+                     model=spec)
+    for s, sf in zip(cases, got, strict=True):
+        ref = fit(s, spec, (-40, -6), (-5, 5))
+        assert sf.fit is not None
+        for w in windows:
+            c = car(ref, w)
+            sums = sf.cars[w]
+            assert (sums is not None) == (c.status == "ok"), (w, c.reason)
+            if sums is not None:
+                assert close(sums[0], c.car), w
+                assert (np.isnan(sums[1]) and np.isnan(c.var)) or sums[1] == c.var or close(
+                    sums[1], c.var), (w, sums[1], c.var)
+    assert np.isinf(car(got[0].fit, (0, 5), sums=got[0].cars[(0, 5)]).var)
+    assert got[1].cars[(0, 5)] is None and got[1].cars[(-5, -1)] is not None
 
 
 def test_fit_series_rejects_unknown_models() -> None:
