@@ -101,6 +101,7 @@ import pyarrow as pa
 from impact.estimation import (
     COLLINEAR,
     INSUFFICIENT,
+    MISSING_FACTOR,
     MODEL_K,
     NONSYNC_ROWS,
     EventSeries,
@@ -1235,8 +1236,6 @@ class SeriesFit:
     cars: dict[tuple[int, int], tuple[float, float] | None]
 
 
-
-
 def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
                event: tuple[int, int], car_windows: Sequence[tuple[int, int]],
                model: str | ModelSpec = "market") -> list[SeriesFit]:
@@ -1275,15 +1274,13 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
         For an unknown model kind or a bad window.
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
-    if isinstance(model, str) and model in STACKED_MODELS[1:]:
-        model = builtin(model)
-    if isinstance(model, ModelSpec):
-        if model.kind in STACKED_MODELS:
-            return _stacked(series, model, (e0, e1), (v0, v1), windows)
-        if model.kind not in MODELS:
-            raise ValueError(f"unknown model kind {model.kind!r}; the engine fits "
-                             f"{', '.join(MODELS + STACKED_MODELS)}")
-        model = model.kind
+    spec = builtin(model) if isinstance(model, str) else model
+    if spec.kind in STACKED_MODELS:
+        return _stacked(series, spec, (e0, e1), (v0, v1), windows)
+    if spec.kind not in MODELS:
+        raise ValueError(f"unknown model kind {spec.kind!r}; the engine fits "
+                         f"{', '.join(MODELS + STACKED_MODELS)}")
+    kind = spec.kind
     n = len(series)
     if not n:
         return []
@@ -1299,8 +1296,8 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     m = dense_market_model(ret, mkt, span, np.arange(n, dtype=np.int64), -first, has,
                            estimation=(e0, e1), event=(v0, v1), car_windows=windows,
                            exclusions=Exclusions.from_mask([s.excluded for s in series],
-                                                           first.tolist()), model=model)
-    spec, k = builtin(model), MODEL_K[model]
+                                                           first.tolist()), model=kind)
+    k = MODEL_K[kind]
     row_of = {int(i): r for r, i in enumerate(m.okp)}
     out: list[SeriesFit] = []
     for i, s in enumerate(series):
@@ -1311,27 +1308,12 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
             out.append(SeriesFit(None, msg, {}))
             continue
         r = row_of[i]
-        rel = np.asarray(s.rel_day)
-        in_est = (rel >= e0) & (rel <= e1)
-        ret_s = np.asarray(s.ret)
         alpha, beta = float(m.alpha[i]), float(m.beta[i])
-        params = ((alpha, beta), (alpha,), ())[MODELS.index(model)]
-        expected = expected_returns(spec, s, params)  # NaN where the benchmark is missing
-        use = in_est & np.isfinite(ret_s) & np.isfinite(expected) & ~np.asarray(s.excluded)
-        in_ev = (rel >= v0) & (rel <= v1)
-        resid = np.full(int(in_est.sum()), np.nan)
-        resid[use[in_est]] = (ret_s - expected)[use]
         inside = m.inside[r]
-        used_dates = [d for d, u in zip(s.dates, use, strict=True) if u]
-        f = Fit(model=model, alpha=alpha, beta=beta, sigma=float(np.sqrt(m.s2[i])),
-                nobs=int(m.nobs[i]), k=k, r2=float(m.r2[i]), est_start=used_dates[0],
-                est_end=used_dates[-1], est_rel_day=rel[in_est], est_resid=resid,
-                ev_rel_day=rel[in_ev],
-                ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
-                ev_ret=ret_s[in_ev], ev_mkt=np.asarray(s.mkt)[in_ev],
-                ev_expected=expected[in_ev], ev_ar=m.ar[r][inside],
-                ev_cov=m.ar_cov(r)[np.ix_(inside, inside)], params=params,
-                param_names=param_names(spec))
+        f = _as_fit(s, spec, ((alpha, beta), (alpha,), ())[MODELS.index(kind)],
+                    s2=float(m.s2[i]), nobs=int(m.nobs[i]), k=k, r2=float(m.r2[i]),
+                    ev_ar=m.ar[r][inside], ev_cov=m.ar_cov(r)[np.ix_(inside, inside)],
+                    estimation=(e0, e1), event=(v0, v1))
         cars: dict[tuple[int, int], tuple[float, float] | None] = {}
         for w_i, w in enumerate(windows):
             row = i * len(windows) + w_i
@@ -1339,6 +1321,38 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
                        if int(m.cars["status"][row]) == 0 else None)
         out.append(SeriesFit(f, "", cars))
     return out
+
+
+def _as_fit(s: EventSeries, spec: ModelSpec, params: npt.NDArray[np.float64] | tuple[float, ...],
+            *, s2: float, nobs: int, k: int, r2: float, ev_ar: npt.NDArray[np.float64],
+            ev_cov: npt.NDArray[np.float64], estimation: tuple[int, int],
+            event: tuple[int, int]) -> Fit:
+    """An engine fit of one series in the shape of :func:`impact.estimation.fit`.
+
+    The estimation-window residuals and the event window's expected returns are the
+    series' returns less :func:`impact.estimation.expected_returns` (NaN where an input
+    of the model is missing); ``ev_ar`` and ``ev_cov`` are the engine's, on the series'
+    event-window sessions.
+    """
+    rel = np.asarray(s.rel_day)
+    ret = np.asarray(s.ret)
+    in_est = (rel >= estimation[0]) & (rel <= estimation[1])
+    in_ev = (rel >= event[0]) & (rel <= event[1])
+    expected = expected_returns(spec, s, params)
+    use = in_est & np.isfinite(ret) & ~np.isnan(expected) & ~np.asarray(s.excluded, bool)
+    resid = np.full(int(in_est.sum()), np.nan)
+    resid[use[in_est]] = (ret - expected)[use]
+    used = np.flatnonzero(use)
+    # the slope on the benchmark follows the constant (market-adjusted: no parameters)
+    return Fit(model=spec.name, alpha=float(params[0]) if len(params) else float("nan"),
+               beta=float(params[1]) if spec.uses_market and len(params) > 1 else float("nan"),
+               sigma=float(np.sqrt(s2)), nobs=nobs, k=k, r2=r2, est_start=s.dates[used[0]],
+               est_end=s.dates[used[-1]], est_rel_day=rel[in_est], est_resid=resid,
+               ev_rel_day=rel[in_ev],
+               ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
+               ev_ret=ret[in_ev], ev_mkt=np.asarray(s.mkt)[in_ev], ev_expected=expected[in_ev],
+               ev_ar=ev_ar, ev_cov=ev_cov, params=tuple(float(v) for v in params),
+               param_names=param_names(spec))
 
 
 #: Models :func:`_stacked` fits.
@@ -1372,19 +1386,9 @@ def _stacked(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[i
     n = len(series)
     if not n:
         return []
-    missing = [f for f in spec.factors if any(f not in s.factors for s in series)]
-    if missing:
-        # the reference's message, for each series that lacks a factor
-        out: list[SeriesFit] = []
-        for s in series:
-            absent = [f for f in spec.factors if f not in s.factors]
-            if absent:
-                out.append(SeriesFit(None, f"model {spec.name!r} needs factor {absent[0]!r}, "
-                                     f"which is not among the series' factors "
-                                     f"({', '.join(s.factors)})", {}))
-            else:
-                out.extend(_stacked([s], spec, estimation, event, windows))
-        return out
+    # a series without one of the model's factors fails with the reference's message:
+    # read as missing, the factor leaves it no usable session
+    lacks = [next((f for f in spec.factors if f not in s.factors), None) for s in series]
     nonsync = spec.kind != "multi-factor"
     k = 2 if nonsync else 1 + int(spec.market) + len(spec.factors)
     lens = np.array([len(s.ret) for s in series], dtype=np.int64)
@@ -1400,7 +1404,7 @@ def _stacked(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[i
     ret = flat(lambda s: s.ret)
 
     def factor(name: str) -> npt.NDArray[Any]:
-        return flat(lambda s: s.factors[name])
+        return flat(lambda s: s.factors.get(name, np.full(len(s.ret), np.nan)))
 
     mkt = flat(lambda s: s.mkt)
     cols = ([mkt] if nonsync or spec.market else []) + [factor(f) for f in spec.factors]
@@ -1482,36 +1486,25 @@ def _stacked(series: Sequence[EventSeries], spec: ModelSpec, estimation: tuple[i
         for r in range(len(okp)):
             car_sums[r][w] = (float(c[r]), float(v[r])) if full[r] else None
 
-    names = param_names(spec)
-    beta_col = 1 if nonsync or spec.market else None
     row_of = {int(i): r for r, i in enumerate(okp)}
     out = []
     for i, s in enumerate(series):
         if status[i] != 0:
-            out.append(SeriesFit(None, COLLINEAR if status[i] == 2
-                                 else NONSYNC_ROWS.format(n=int(n_rows[i])) if status[i] == 4
-                                 else INSUFFICIENT.format(n=int(nobs[i]), k=k), {}))
+            lack = lacks[i]
+            out.append(SeriesFit(None, MISSING_FACTOR.format(
+                model=spec.name, factor=lack, have=", ".join(s.factors)) if lack is not None
+                else COLLINEAR if status[i] == 2
+                else NONSYNC_ROWS.format(n=int(n_rows[i])) if status[i] == 4
+                else INSUFFICIENT.format(n=int(nobs[i]), k=k), {}))
             continue
         r = row_of[i]
+        # this series' event days among the stacked ones (rel_day may be a float array)
         rel = np.asarray(s.rel_day)
-        in_est = (rel >= e0) & (rel <= e1)
-        in_ev = (rel >= v0) & (rel <= v1)
-        # this series' days among the stacked ones (rel_day may be a float array)
-        est_cols = (rel[in_est] - e0).astype(np.int64)
-        ev_cols = (rel[in_ev] - v0).astype(np.int64)
-        est_resid = np.where(use[i, est_cols], resid[r, est_cols], np.nan)
-        p = params[r]
-        f = Fit(model=spec.name, alpha=float(p[0]),
-                beta=float(p[beta_col]) if beta_col is not None else float("nan"),
-                sigma=float(np.sqrt(s2[r])), nobs=int(nobs[i]), k=k, r2=float(r2[r]),
-                est_start=s.dates[int(np.flatnonzero(in_est)[use[i, est_cols]][0])],
-                est_end=s.dates[int(np.flatnonzero(in_est)[use[i, est_cols]][-1])],
-                est_rel_day=rel[in_est], est_resid=est_resid, ev_rel_day=rel[in_ev],
-                ev_dates=tuple(d for d, e in zip(s.dates, in_ev, strict=True) if e),
-                ev_ret=np.asarray(s.ret)[in_ev], ev_mkt=np.asarray(s.mkt)[in_ev],
-                ev_expected=expected_returns(spec, s, p)[in_ev], ev_ar=ar[r, ev_cols],
-                ev_cov=cov[r][np.ix_(ev_cols, ev_cols)], params=tuple(float(v) for v in p),
-                param_names=names)
+        ev_cols = (rel[(rel >= v0) & (rel <= v1)] - v0).astype(np.int64)
+        f = _as_fit(s, spec, params[r], s2=float(s2[r]), nobs=int(nobs[i]), k=k,
+                    r2=float(r2[r]), ev_ar=ar[r, ev_cols],
+                    ev_cov=cov[r][np.ix_(ev_cols, ev_cols)], estimation=estimation,
+                    event=event)
         out.append(SeriesFit(f, "", car_sums[r]))
     return out
 

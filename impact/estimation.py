@@ -38,6 +38,8 @@ COLLINEAR = ("the regressors are collinear or constant over the estimation windo
              "benchmark whose returns do not vary)")
 NONSYNC_ROWS = ("only {n} estimation-window returns with a leading and lagging benchmark "
                 "return")
+MISSING_FACTOR = ("model {model!r} needs factor {factor!r}, which is not among the series' "
+                  "factors ({have})")
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,8 @@ def _regressors(spec: ModelSpec, series: EventSeries, rows: np.ndarray
         cols = [np.ones(n)] + ([mkt] if spec.market else [])
         for name in spec.factors:
             if name not in series.factors:
-                raise ValueError(f"model {spec.name!r} needs factor {name!r}, which is not "
-                                 f"among the series' factors ({', '.join(series.factors)})")
+                raise ValueError(MISSING_FACTOR.format(model=spec.name, factor=name,
+                                                       have=", ".join(series.factors)))
             cols.append(series.factors[name][rows])
         return np.column_stack(cols), np.zeros(n)
     raise ValueError(f"unknown model kind {spec.kind!r}")
