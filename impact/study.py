@@ -202,8 +202,10 @@ def compute_study(
     ar_rows: list[dict[str, Any]] = []
     car_rows: list[dict[str, Any]] = []
     jobs: list[_Job] = []
-    say(f"estimating {len(study.study_events)} events x {len(study.securities)} securities "
-        f"x {len(study.models)} models")
+    n_fits = len(study.study_events) * sum(len(study.models_for(s.ticker))
+                                           for s in study.securities)
+    say(f"estimating {len(study.study_events)} events x {len(study.securities)} securities: "
+        f"{n_fits} fits of {len(study.all_models)} models")
     for event_id in study.study_events:
         for sec in study.securities:
             ex = sec.exchange

@@ -59,6 +59,8 @@ def test_run_then_report(tmp_path: Path, prices_dir: Path, deepseek_run) -> None
     assert res.exit_code == 0, res.output
     assert "run 2 of study 'deepseek' stored" in res.stdout
     assert "... estimating" in res.stderr  # progress goes to stderr
+    # the Korean securities have a fourth model (market+us): 3 events x (3 + 4 + 4) fits
+    assert "3 events x 3 securities: 33 fits of 4 models" in res.stderr
     cmd = duckdb.connect(str(db), read_only=True).execute(
         "SELECT command FROM runs WHERE run_id = 2").fetchone()
     assert cmd is not None
