@@ -34,38 +34,59 @@ _FLIP = np.int64(0x7FFFFFFFFFFFFFFF)
 NONE = np.iinfo(np.int64).max
 
 
+#: Pairs per group of :func:`residuals`: a group's returns are first read one value per
+#: cache line, so that their cache misses overlap, then computed (about 40% faster than
+#: one pair after the other, whose misses come one at a time).
+RESID_GROUP = 16
+
+
+@_jit
+def _span_cols(q: int, day0_pos: IntArray, lo_pos: IntArray, hi_pos: IntArray, base: int,
+               ltot: int) -> tuple[int, int, int]:
+    """Pair ``q``'s first gathered position and its columns ``k0 .. k1 - 1`` inside its span."""
+    s = day0_pos[q] + base
+    k0 = min(max(lo_pos[q] - s, 0), ltot)
+    return s, k0, max(min(hi_pos[q] - s + 1, ltot), k0)
+
+
 @_jit
 def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArray,
               lo_pos: IntArray, hi_pos: IntArray, alpha: FloatArray, beta: FloatArray,
               base: int, ex_first: IntArray, ex_count: IntArray, ex_lo_col: IntArray,
-              ex_hi_col: IntArray, x: FloatArray) -> None:
+              ex_hi_col: IntArray, x: FloatArray) -> float:
     """Fill ``x[r, k]`` with the residual of pair ``rows[r]`` on relative day ``base + k``.
 
     The residual is ``ret - (beta mkt + alpha)``; NaN where ``ret`` or ``mkt`` is
     missing, where the session lies outside the ticker's span ``[lo_pos, hi_pos]``
     and on the pair's excluded sessions (runs ``ex_first[q] .. + ex_count[q]`` of
-    columns ``ex_lo_col .. ex_hi_col``; empty arrays: no exclusions).
+    columns ``ex_lo_col .. ex_hi_col``; empty arrays: no exclusions). The pairs go in
+    groups of :data:`RESID_GROUP` (see there). Returns the sum of the values read ahead
+    (so that the compiler keeps those reads; of no other use).
     """
     n, ltot = x.shape
     has_ex = ex_count.shape[0] > 0
-    for r in range(n):
-        q = rows[r]
-        s = day0_pos[q] + base
-        a = alpha[q]
-        b = beta[q]
-        lo = lo_pos[q]
-        hi = hi_pos[q]
-        k0 = min(max(lo - s, 0), ltot)  # columns k0 .. k1 - 1 lie in the span
-        k1 = max(min(hi - s + 1, ltot), k0)
-        row = x[r]
-        row[:k0] = np.nan
-        row[k1:] = np.nan
-        for k in range(k0, k1):
-            row[k] = ret[s + k] - (b * mkt[s + k] + a)
-        if has_ex:
-            for e in range(ex_first[q], ex_first[q] + ex_count[q]):
-                for k in range(ex_lo_col[e], ex_hi_col[e] + 1):
-                    x[r, k] = np.nan
+    touch = 0.0
+    for g0 in range(0, n, RESID_GROUP):
+        g1 = min(n, g0 + RESID_GROUP)
+        for r in range(g0, g1):
+            s, k0, k1 = _span_cols(rows[r], day0_pos, lo_pos, hi_pos, base, ltot)
+            for k in range(k0, k1, 8):  # 8 doubles: one cache line
+                touch += ret[s + k] + mkt[s + k]
+        for r in range(g0, g1):
+            q = rows[r]
+            s, k0, k1 = _span_cols(q, day0_pos, lo_pos, hi_pos, base, ltot)
+            a = alpha[q]
+            b = beta[q]
+            row = x[r]
+            row[:k0] = np.nan
+            row[k1:] = np.nan
+            for k in range(k0, k1):
+                row[k] = ret[s + k] - (b * mkt[s + k] + a)
+            if has_ex:
+                for e in range(ex_first[q], ex_first[q] + ex_count[q]):
+                    for k in range(ex_lo_col[e], ex_hi_col[e] + 1):
+                        x[r, k] = np.nan
+    return touch
 
 
 @_jit
@@ -341,14 +362,20 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
             for w in range(nw):
                 if uf[w, a] == 0.0:
                     continue
-                uw = uf[w, p0:]
-                tot = 0.0
-                cnt = 0.0
-                for j in range(m):
-                    tot += rho[j] * uw[j]
-                    cnt += ok[j] * uw[j]
+                tot, cnt = _masked_sums(rho, ok, uf[w, p0:])
                 corr_sum[w] += 2.0 * tot
                 corr_cnt[w] += 2.0 * cnt
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _masked_sums(v: FloatArray, flag: FloatArray, mask: FloatArray) -> tuple[float, float]:
+    """``sum(v * mask)`` and ``sum(flag * mask)``, added in any order (SIMD)."""
+    tot = 0.0
+    cnt = 0.0
+    for j in range(v.shape[0]):
+        tot += v[j] * mask[j]
+        cnt += flag[j] * mask[j]
+    return tot, cnt
 
 
 @_jit
