@@ -751,9 +751,11 @@ class DenseModel:
     Per ok pair (rows of ``okp``) and event-window day (``rel``): ``inside`` (the
     session is in the series' span), ``mkt`` (benchmark return), ``ar``, ``var_ar``
     (NaN at gaps). ``cars``: columns of one row per pair and CAR window, pair-major
-    (row ``pair * windows + window``): ``window_start``, ``window_end``, ``n_days``,
-    ``status`` (0 ok, 1 incomplete, 2 no fit), ``reason`` (index into the reasons),
-    ``df``, ``car``, ``var_car``, ``t``. ``exclusions``: the merged exclusions used.
+    (row ``pair * windows + window``): ``n_days`` (int32), ``status`` (uint8: 0 ok, 1
+    incomplete, 2 no fit), ``reason`` (uint8, index into the reasons), ``df``, ``car``,
+    ``var_car``, ``t``. ``exclusions``: the merged exclusions used. ``mkt`` has no
+    rows when :func:`dense_market_model` was asked not to keep it (``ar_cov`` then
+    needs it and fails).
     """
 
     status: npt.NDArray[np.int64]
@@ -815,6 +817,7 @@ def dense_market_model(
     exclusions: Exclusions | None = None,
     step: Callable[[str], None] | None = None,
     model: str = "market",
+    keep_mkt: bool = True,
 ) -> DenseModel:
     """Model fits, ARs and CARs of all pairs on dense arrays (no loop over pairs).
 
@@ -843,6 +846,10 @@ def dense_market_model(
         estimation-window mean; the benchmark is not read) or ``market-adjusted``
         (``AR = R - R_m``, nothing estimated but the residual variance), with
         :func:`impact.estimation.fit`'s definitions (:data:`MODELS`).
+    keep_mkt
+        Keep the event-window benchmark returns (``DenseModel.mkt``, which
+        ``DenseModel.ar_cov`` reads); without, ``mkt`` has no rows (less memory to
+        fill: 128 MB at 10^6 pairs).
 
     Raises
     ------
@@ -945,16 +952,14 @@ def dense_market_model(
     okp = np.flatnonzero(ok)
     n_ok, n_rel, nw = len(okp), len(rel), len(windows)
     inside = np.empty((n_ok, n_rel), dtype=bool)
-    m_ev = np.empty((n_ok, n_rel))
+    m_ev = np.empty((n_ok if keep_mkt else 0, n_rel))
     ar = np.empty((n_ok, n_rel))
     var_ar = np.empty((n_ok, n_rel))
     # CAR columns, pair-major (row = pair * windows + window); not-ok pairs: no_fit
     cars: dict[str, np.ndarray] = {
-        "window_start": np.tile(np.array([w[0] for w in windows], np.int32), n_pairs),
-        "window_end": np.tile(np.array([w[1] for w in windows], np.int32), n_pairs),
-        "n_days": np.zeros(n_pairs * nw, np.int64),
-        "status": np.full(n_pairs * nw, 2, np.int64),
-        "reason": np.repeat(2 + status, nw),
+        "n_days": np.zeros(n_pairs * nw, np.int32),
+        "status": np.full(n_pairs * nw, 2, np.uint8),
+        "reason": np.repeat((2 + status).astype(np.uint8), nw),
         "df": np.repeat(nobs - n_par, nw),
         "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan),
         "t": np.full(n_pairs * nw, np.nan)}
@@ -1146,7 +1151,7 @@ def market_model(
         exclusions = _read_exclusions(con, exclusions_table, pairs_table, pair_ids, exclusions)
     m = dense_market_model(ret, mkt, span, tid, d0 - lo, has, estimation=(e0, e1),
                            event=(v0, v1), car_windows=windows, exclusions=exclusions,
-                           step=step)
+                           step=step, keep_mkt=False)
     status, nobs, alpha, beta, s2, r2 = m.status, m.nobs, m.alpha, m.beta, m.s2, m.r2
     rbar_m, s_mm_c, ok, okp, rel, inside = m.rbar_m, m.s_mm, m.ok, m.okp, m.rel, m.inside
     ar, var_ar = m.ar, m.var_ar
@@ -1205,16 +1210,15 @@ def market_model(
     del m, ar, var_ar
     step("write ARs")
 
-    def arrays(v: np.ndarray, dtype: type[np.generic] | None = None) -> pa.Array:
+    def arrays(v: np.ndarray) -> pa.Array:
         """Pair-major values as one array of the windows per pair (NaN kept; see the ARs)."""
-        vals = pa.array(v if dtype is None else v.astype(dtype))
-        return pa.FixedSizeListArray.from_arrays(vals, nw)
+        return pa.FixedSizeListArray.from_arrays(pa.array(v), nw)
 
     _drop(con, "engine_car")
     _write(con, "engine_car_data", pa.table({
         "pair_id": pa.array(pair_ids), "df": pa.array(cars["df"][::nw]),
-        "n_days": arrays(cars["n_days"], np.int32), "status": arrays(cars["status"], np.uint8),
-        "reason": arrays(cars["reason"], np.uint8), "car": arrays(cars["car"]),
+        "n_days": arrays(cars["n_days"]), "status": arrays(cars["status"]),
+        "reason": arrays(cars["reason"]), "car": arrays(cars["car"]),
         "var_car": arrays(cars["var_car"]), "t": arrays(cars["t"])}))
     con.execute(car_view(windows))
     del cars

@@ -643,13 +643,15 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
             beta: FloatArray, s2: FloatArray, nobs: IntArray, rbar_m: FloatArray,
             s_mm: FloatArray, v0: int, win_lo: IntArray, win_hi: IntArray,
             inside: BoolArray, m_ev: FloatArray, ar: FloatArray, var_ar: FloatArray,
-            n_days: IntArray, status: IntArray, reason: IntArray, car: FloatArray,
+            n_days: npt.NDArray[np.int32], status: npt.NDArray[np.uint8],
+            reason: npt.NDArray[np.uint8], car: FloatArray,
             var_car: FloatArray, t: FloatArray, model: int) -> None:
     """Event-window ARs, their variances and the CARs of ok pairs ``okp[r0:r1]``.
 
     Row ``r`` of ``inside``, ``m_ev``, ``ar``, ``var_ar`` (ok pairs x event days) is
     pair ``okp[r]``: the session ``day0 + v0 + k`` lies in the series (``inside``),
-    the benchmark return, the AR and its variance (NaN where the AR is missing). By
+    the benchmark return (not kept when ``m_ev`` has no rows), the AR and its
+    variance (NaN where the AR is missing). By
     ``model``: 0 market model, ``AR = ret - (beta mkt + alpha)``,
     ``Var(AR) = s^2 (1 + 1/L1 + (mkt - Rbar_m)^2 / S_mm)``; 1 constant mean
     (``alpha``), ``AR = ret - alpha``, ``Var(AR) = s^2 (1 + 1/L1)``; 2 market-adjusted,
@@ -662,6 +664,8 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
     """
     n_rel = ar.shape[1]
     nw = win_lo.shape[0]
+    keep_m = m_ev.shape[0] > 0
+    m_row = np.empty(n_rel)
     for r in range(r0, r1):
         p = okp[r]
         a, b, sp = alpha[p], beta[p], s2[p]
@@ -684,7 +688,9 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
             else:
                 m = np.nan
                 x = np.nan
-            m_ev[r, k] = m
+            m_row[k] = m
+            if keep_m:
+                m_ev[r, k] = m
             ar[r, k] = x
             if np.isfinite(x) and model == 0:
                 dv = m - rb
@@ -705,8 +711,8 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
                 if np.isfinite(ar[r, k]):
                     have += 1
                     c += ar[r, k]
-                if np.isfinite(m_ev[r, k]):
-                    cm += m_ev[r, k]
+                if np.isfinite(m_row[k]):
+                    cm += m_row[k]
             full = ns == ln and have == ln
             n_days[p, w] = ns
             status[p, w] = 0 if full else 1
