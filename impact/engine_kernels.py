@@ -53,15 +53,19 @@ def _span_cols(q: int, day0_pos: IntArray, lo_pos: IntArray, hi_pos: IntArray, b
 def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArray,
               lo_pos: IntArray, hi_pos: IntArray, alpha: FloatArray, beta: FloatArray,
               base: int, ex_first: IntArray, ex_count: IntArray, ex_lo_col: IntArray,
-              ex_hi_col: IntArray, x: FloatArray) -> float:
+              ex_hi_col: IntArray, win_col: IntArray, win_len: IntArray, x: FloatArray,
+              msum: FloatArray) -> float:
     """Fill ``x[r, k]`` with the residual of pair ``rows[r]`` on relative day ``base + k``.
 
     The residual is ``ret - (beta mkt + alpha)``; NaN where ``ret`` or ``mkt`` is
     missing, where the session lies outside the ticker's span ``[lo_pos, hi_pos]``
     and on the pair's excluded sessions (runs ``ex_first[q] .. + ex_count[q]`` of
     columns ``ex_lo_col .. ex_hi_col``; empty arrays: no exclusions). The pairs go in
-    groups of :data:`RESID_GROUP` (see there). Returns the sum of the values read ahead
-    (so that the compiler keeps those reads; of no other use).
+    groups of :data:`RESID_GROUP` (see there). ``msum[r, w]`` receives the sum of the
+    benchmark returns over columns ``win_col[w] .. + win_len[w] - 1`` (in that order)
+    when they lie in the span, else NaN: :func:`event_sums` needs it for the CAR
+    variances, and reads it here, where the values are in cache. Returns the sum of
+    the values read ahead (so that the compiler keeps those reads; of no other use).
     """
     n, ltot = x.shape
     has_ex = ex_count.shape[0] > 0
@@ -82,6 +86,14 @@ def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArr
             row[k1:] = np.nan
             for k in range(k0, k1):
                 row[k] = ret[s + k] - (b * mkt[s + k] + a)
+            for w in range(win_col.shape[0]):
+                c0, c1 = win_col[w], win_col[w] + win_len[w]
+                tot_m = np.nan
+                if c0 >= k0 and c1 <= k1:
+                    tot_m = 0.0
+                    for k in range(c0, c1):
+                        tot_m += mkt[s + k]
+                msum[r, w] = tot_m
             if has_ex:
                 for e in range(ex_first[q], ex_first[q] + ex_count[q]):
                     for k in range(ex_lo_col[e], ex_hi_col[e] + 1):
@@ -394,8 +406,8 @@ def corr_work(n: int, d: int, nw: int) -> int:
 
 
 @_jit
-def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
-               day0_pos: IntArray, base: int, sigma: FloatArray, nobs: IntArray,
+def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, msum: FloatArray,
+               sigma: FloatArray, nobs: IntArray,
                rbar_m: FloatArray, s_mm: FloatArray, win_col: IntArray, win_len: IntArray,
                win_in: BoolArray, est_off: int, n_est: int, need_share: bool,
                need_corr: bool, dev: FloatArray, k_col: IntArray,
@@ -403,8 +415,9 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
     """Per (event, window) sums over the used securities of the events of a chunk.
 
     ``x`` holds the residuals (rows: the chunk's pairs sorted by event; event ``e``
-    is rows ``seg[e]:seg[e + 1]``; column ``k`` is relative day ``base + k``);
-    ``rows`` their pair indices into the per-pair arrays. A security is used in a
+    is rows ``seg[e]:seg[e + 1]``), ``msum`` the sums of their benchmark returns over
+    each window (both from :func:`residuals`); ``rows`` their pair indices into the
+    per-pair arrays. A security is used in a
     window (``win_col``, ``win_len``: first gathered column and days; ``win_in``:
     inside the event window) when it has every AR of it. ``dev`` (empty: no rank
     tests) holds the rank deviations of the rank panel, NaN where missing (``k_col``:
@@ -451,7 +464,6 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
         for i in range(n):
             r = r0 + i
             q = rows[r]
-            at = day0_pos[q] + base
             s2 = sigma[q] * sigma[q]
             nob = np.float64(nobs[q])
             dof = nob - 2.0
@@ -472,7 +484,6 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
                 if not win_in[w]:
                     continue
                 tot = 0.0
-                tot_m = 0.0
                 ok = True
                 for k in range(win_col[w], win_col[w] + win_len[w]):
                     v = x[r, k]
@@ -480,13 +491,12 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, mkt: FloatArray,
                         ok = False
                         break
                     tot += v
-                    tot_m += mkt[at + k]
                 if not ok:
                     continue
                 used[i, w] = True
                 car[i, w] = tot
                 ln = np.float64(win_len[w])
-                dm = tot_m - ln * rbar_m[q]
+                dm = msum[r, w] - ln * rbar_m[q]
                 var = s2 * (ln + ln * ln / nob + dm * dm / s_mm[q])
                 o_int[e, w, 0] += 1
                 if tot > 0:

@@ -25,7 +25,8 @@ chunk):
 1. *Residual pass* (``kernels.residuals``). Each pair's residuals and ARs
    ``ret - (alpha + beta mkt)`` from the first gathered day to the last (the
    estimation window only when a test needs its residuals); NaN at gaps, outside
-   the ticker's span and on excluded sessions.
+   the ticker's span and on excluded sessions; and per window the sum of the
+   benchmark returns (for the CAR variances), read while they are in cache.
 2. *Ranks* (Corrado; ``kernels.rank_keys``, ``kernels.rank_dev``). Each pair's
    estimation residuals and event ARs are ranked exactly with one SIMD sort and no
    argsort: the values, mapped to order-preserving integers with their column in the
@@ -325,12 +326,13 @@ def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
     n_win = len(ctx.windows)
     empty = np.zeros(0, dtype=np.int64)
     x = _scratch("x", (n_rows, ctx.ltot), np.float64)
+    msum = _scratch("msum", (n_rows, n_win), np.float64)
     ex = [empty if a is None else a
           for a in (ctx.ex_first, ctx.ex_count, ctx.ex_lo_col, ctx.ex_hi_col)]
-    kernels.residuals(p.ret, p.mkt, rows, p.day0_pos, p.lo_pos, p.hi_pos, p.alpha, p.beta,
-                      ctx.base, ex[0], ex[1], ex[2], ex[3], x)
     win_col = np.array([ctx.ev_off + a - ctx.event0 for a, _ in ctx.windows], dtype=np.int64)
     win_len = np.array([b - a + 1 for a, b in ctx.windows], dtype=np.int64)
+    kernels.residuals(p.ret, p.mkt, rows, p.day0_pos, p.lo_pos, p.hi_pos, p.alpha, p.beta,
+                      ctx.base, ex[0], ex[1], ex[2], ex[3], win_col, win_len, x, msum)
     win_in = np.array([a >= ctx.event0 and b < ctx.event0 + ctx.n_ev for a, b in ctx.windows],
                       dtype=np.bool_)
     # rank panel: the estimation-window days before the event window, the event window,
@@ -343,8 +345,8 @@ def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
     o_int[:, :, 2] = _NONE
     o_flt = np.zeros((n_ev, n_win, len(_FLT_FIELDS)))
     o_flt[:, :, 8:] = np.nan
-    kernels.event_sums(x, np.append(seg, n_rows).astype(np.int64), rows, p.mkt, p.day0_pos,
-                       ctx.base, p.sigma, p.nobs, p.rbar_m, p.s_mm, win_col, win_len, win_in,
+    kernels.event_sums(x, np.append(seg, n_rows).astype(np.int64), rows, msum,
+                       p.sigma, p.nobs, p.rbar_m, p.s_mm, win_col, win_len, win_in,
                        ctx.est_off, ctx.n_est, ctx.need_share, ctx.need_corr, dev,
                        win_col - ctx.ev_off + pre, o_int, o_flt)
     sizes = np.diff(np.append(seg, n_rows))
