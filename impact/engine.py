@@ -582,12 +582,16 @@ def _write(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:
         con.unregister("_eng_in")
 
 
+def _null_nan(*cols: str) -> str:
+    """SQL select items showing each float column's NaN (the arrays' "missing") as NULL."""
+    return ", ".join(f"nullif({c}, 'NaN'::DOUBLE) AS {c}" for c in cols)
+
+
 def ar_view(first: int, last: int) -> str:
     """``CREATE VIEW engine_ar`` over ``engine_ar_data`` (event window ``first..last``)."""
     return f"""
     CREATE VIEW engine_ar AS
-    SELECT pair_id, rel_day, nullif(ar, 'NaN'::DOUBLE) AS ar,
-           nullif(var_ar, 'NaN'::DOUBLE) AS var_ar FROM (
+    SELECT pair_id, rel_day, {_null_nan("ar", "var_ar")} FROM (
         SELECT pair_id, first_day, last_day,
                unnest(range({first}, {last + 1}))::INTEGER AS rel_day,
                unnest(ar) AS ar, unnest(var_ar) AS var_ar
@@ -606,8 +610,7 @@ def car_view(windows: Sequence[tuple[int, int]]) -> str:
     CREATE VIEW engine_car AS
     SELECT pair_id, window_start, window_end, n_days, [{status}][st + 1] AS status,
            [{reason}][rs + 1] AS reason, CASE WHEN st = 0 THEN df END AS df,
-           nullif(car, 'NaN'::DOUBLE) AS car, nullif(var_car, 'NaN'::DOUBLE) AS var_car,
-           nullif(t, 'NaN'::DOUBLE) AS t
+           {_null_nan("car", "var_car", "t")}
     FROM (SELECT pair_id, df, unnest([{starts}])::INTEGER AS window_start,
                  unnest([{ends}])::INTEGER AS window_end, unnest(n_days)::BIGINT AS n_days,
                  unnest(status) AS st, unnest(reason) AS rs, unnest(car) AS car,
@@ -1254,13 +1257,12 @@ def fit_series(series: Sequence[EventSeries], *, estimation: tuple[int, int],
     The path :func:`impact.study.compute_study` takes. The models of :data:`MODELS` go
     through :func:`dense_market_model`: each series becomes one series of the dense
     layout (its sessions, day 0 at ``-rel_day[0]``), its ``excluded`` sessions the
-    pair's :class:`Exclusions`. The multi-factor (a
-    :class:`impact.estimation.ModelSpec` of kind ``multi-factor``), Scholes-Williams
-    and Dimson models are fitted by :func:`_stacked`, on stacked arrays of the
-    estimation windows (:data:`STACKED_MODELS`). The results
-    are put back in the shape of :func:`impact.estimation.fit` (the per-pair reference,
-    equal to 1e-9), so that the CARs' SQ p-values, BHARs and the study's tests can use
-    them.
+    pair's :class:`Exclusions`. The multi-factor (a :class:`impact.estimation.ModelSpec`
+    of kind ``multi-factor``), Scholes-Williams and Dimson models are fitted by
+    :func:`_stacked`, on stacked arrays of the estimation windows
+    (:data:`STACKED_MODELS`). The results are put back in the shape of
+    :func:`impact.estimation.fit` (the per-pair reference, equal to 1e-9), so that the
+    CARs' SQ p-values, BHARs and the study's tests can use them.
 
     Parameters
     ----------

@@ -132,9 +132,9 @@ def compute_study(
         estimated unless listed in the study's events).
     reference
         Fit every model pair by pair with :func:`impact.estimation.fit` (the
-        reference, for verification)
-        instead of the set-based engine (:func:`impact.engine.fit_series`), which is the
-        default. Both give the same numbers to 1e-9 (``tests/test_study_engine.py``).
+        reference, for verification) instead of the set-based engine
+        (:func:`impact.engine.fit_series`), which is the default. Both give the same
+        numbers to 1e-9 (``tests/test_study_engine.py``).
 
     Returns
     -------
