@@ -474,8 +474,8 @@ TABLE_DOCS: dict[str, tuple[str, dict[str, str]]] = {
          "status": "0 ok, 1 incomplete, 2 no_fit",
          "reason": "0 none, 1 no_session, 2 gap, 3 insufficient, 4 collinear, 5 no_data",
          "car": "CARs (NaN unless ok; NULL in engine_car)",
-         "var_car": "their variances (NaN unless ok)",
-         "t": "car / sqrt(var_car) (NaN unless ok, or 0/0)"}),
+         "var_car": "their variances (NaN unless ok); engine_car makes t from car and "
+                    "var_car"}),
     "engine_car": (
         "impact engine: cumulative abnormal returns, one row per pair and CAR window "
         "(docs/engine.md). Replaced by each run.",
@@ -600,6 +600,13 @@ def ar_view(first: int, last: int) -> str:
     """
 
 
+#: ``t`` of ``engine_car``, made by the view (one array fewer to write): the kernel's
+#: ``car / sqrt(var_car)`` bit for bit (IEEE, as numpy: +-inf where ``var_car`` is 0,
+#: NaN and so NULL where it is negative or NaN; DuckDB's sqrt of a negative number is
+#: an error, hence the guard; NaN compares above 0 in DuckDB and gives NaN).
+_T_ITEM = "nullif(CASE WHEN var_car >= 0 THEN car / sqrt(var_car) END, 'NaN'::DOUBLE) AS t"
+
+
 def car_view(windows: Sequence[tuple[int, int]]) -> str:
     """``CREATE VIEW engine_car`` over ``engine_car_data`` (one array element per window)."""
     starts = ", ".join(str(a) for a, _ in windows)
@@ -610,11 +617,11 @@ def car_view(windows: Sequence[tuple[int, int]]) -> str:
     CREATE VIEW engine_car AS
     SELECT pair_id, window_start, window_end, n_days, [{status}][st + 1] AS status,
            [{reason}][rs + 1] AS reason, CASE WHEN st = 0 THEN df END AS df,
-           {_null_nan("car", "var_car", "t")}
+           {_null_nan("car", "var_car")}, {_T_ITEM}
     FROM (SELECT pair_id, df, unnest([{starts}])::INTEGER AS window_start,
                  unnest([{ends}])::INTEGER AS window_end, unnest(n_days)::BIGINT AS n_days,
                  unnest(status) AS st, unnest(reason) AS rs, unnest(car) AS car,
-                 unnest(var_car) AS var_car, unnest(t) AS t
+                 unnest(var_car) AS var_car
           FROM engine_car_data)
     """
 
@@ -1222,7 +1229,7 @@ def market_model(
         "pair_id": pa.array(pair_ids), "df": pa.array(cars["df"][::nw]),
         "n_days": arrays(cars["n_days"]), "status": arrays(cars["status"]),
         "reason": arrays(cars["reason"]), "car": arrays(cars["car"]),
-        "var_car": arrays(cars["var_car"]), "t": arrays(cars["t"])}))
+        "var_car": arrays(cars["var_car"])}))  # t: made by the view
     con.execute(car_view(windows))
     del cars
     step("write CARs")

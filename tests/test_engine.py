@@ -9,9 +9,10 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from impact.engine import Exclusions, fit_series, market_model, market_model_sql
+from impact.engine import Exclusions, car_view, fit_series, market_model, market_model_sql
 from impact.estimation import EventSeries, ModelSpec, car, fit
 
 RTOL = 1e-9
@@ -288,6 +289,47 @@ def test_plain_running_sums_also_agree() -> None:
             f = fit(s, "market", (-250, -11), (-5, 10))
             assert rel_err(row.beta, f.beta) < RTOL
             assert rel_err(row.sigma, f.sigma) < RTOL
+
+
+def test_car_view_makes_t_as_numpy_does() -> None:
+    """engine_car's t is made by the view from car and var_car (engine_car_data does not
+    store it): bit for bit numpy's ``car / sqrt(var_car)``, with +-inf at a variance of
+    either zero, and NULL where numpy gives NaN (0/0, a negative variance, on which
+    DuckDB's sqrt would raise, and NaN); and so on the engine's own CARs."""
+    car = np.array([0.05, -0.05, 0.05, 0.0, 0.05, 0.03, np.nan, 0.0123456789, -0.07])
+    var = np.array([0.0, 0.0, -0.0, 0.0, -1e-20, np.nan, np.nan, 3.7e-4, 1e-300])
+    n = len(car)
+
+    def arr(v: np.ndarray) -> pa.Array:
+        return pa.FixedSizeListArray.from_arrays(pa.array(v), 1)
+
+    tbl = pa.table({"pair_id": pa.array(np.arange(n)), "df": pa.array(np.full(n, 200)),
+                    "n_days": arr(np.ones(n, dtype=np.int32)),
+                    "status": arr(np.zeros(n, dtype=np.uint8)),
+                    "reason": arr(np.zeros(n, dtype=np.uint8)), "car": arr(car),
+                    "var_car": arr(var)})
+    con = duckdb.connect()
+    con.register("tbl", tbl)
+    con.execute("CREATE TABLE engine_car_data AS SELECT * FROM tbl")
+    con.execute(car_view([(0, 0)]))
+    got = [r[0] for r in con.execute("SELECT t FROM engine_car ORDER BY pair_id").fetchall()]
+    with np.errstate(all="ignore"):
+        want = car / np.sqrt(var)
+    for g, w in zip(got, want, strict=True):
+        if np.isnan(w):
+            assert g is None
+        else:
+            assert g == w and np.signbit(g) == np.signbit(w), (g, w)
+
+    p = make_panel(5, n_pairs=200)
+    con.register("r", p.returns)
+    con.register("q", p.pairs)
+    market_model(con, returns_table="r", pairs_table="q", car_windows=((-1, 1), (0, 5)))
+    assert "t" not in [c[0] for c in con.execute(
+        "SELECT * FROM engine_car_data LIMIT 0").description]
+    c, v, t = con.execute("SELECT car, var_car, t FROM engine_car WHERE status = 'ok'"
+                          ).fetchnumpy().values()
+    assert len(t) > 100 and np.array_equal(np.asarray(t), np.asarray(c) / np.sqrt(v))
 
 
 def test_bad_input() -> None:

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 import impact.engine_tests as et
 from impact.cli import main
-from impact.engine import Exclusions, market_model, market_model_sql
+from impact.engine import Exclusions, car_view, market_model, market_model_sql
+from impact.storage import STORAGE_COMPATIBILITY
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPACT = str(Path(sys.executable).parent / "impact")
@@ -327,3 +328,31 @@ def test_duckdb_cli_reads_the_engine_comments(panel: Path, tmp_path: Path) -> No
     lines = [ln for ln in rows.splitlines() if ln and ln[0].isdigit()]
     assert lines == [",".join(str(v).lower() for v in w[0]) for w in want], (rows, want)
     assert "synthetic daily returns" in out and "synthetic event-security pairs" in out
+
+
+def test_duckdb_cli_makes_t_at_odd_variances(tmp_path: Path) -> None:
+    """engine_car's t (made by the view) reads the same in the duckdb CLI (1.x), whose
+    sqrt raises on a negative number, as in Python's duckdb: +-inf at a zero variance,
+    NULL at a negative or NaN one."""
+    cli = Path(sys.executable).parent / "duckdb"
+    if not cli.exists():
+        pytest.skip("the duckdb CLI is not installed (pip install duckdb-cli)")
+    path = tmp_path / "odd.duckdb"
+    con = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
+    con.execute("""
+        CREATE TABLE engine_car_data AS
+        SELECT i::BIGINT AS pair_id, 200::BIGINT AS df, [1]::INTEGER[1] AS n_days,
+               [0]::UTINYINT[1] AS status, [0]::UTINYINT[1] AS reason,
+               [c]::DOUBLE[1] AS car, [v]::DOUBLE[1] AS var_car
+        FROM (VALUES (0, 0.05, 0.0), (1, -0.05, 0.0), (2, 0.05, -1e-20), (3, 0.0, 0.0),
+                     (4, 0.02, 'NaN'::DOUBLE), (5, 0.0123, 3.7e-4)) v(i, c, v)""")
+    con.execute(car_view([(0, 0)]))
+    want = [r[0] for r in con.execute("SELECT t FROM engine_car ORDER BY pair_id").fetchall()]
+    con.close()
+    assert want[:5] == [np.inf, -np.inf, None, None, None]
+    out = subprocess.run([str(cli), "-readonly", "-csv", "-noheader", str(path), "-c",
+                          "SELECT t FROM engine_car ORDER BY pair_id"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = out.splitlines()
+    got = [None if x.strip() in ("", "NULL") else float(x) for x in lines]
+    assert got == want, (out, want)
