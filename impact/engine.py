@@ -600,8 +600,8 @@ def ar_view(first: int, last: int) -> str:
     """
 
 
-#: ``t`` of ``engine_car``, made by the view (one array fewer to write): the kernel's
-#: ``car / sqrt(var_car)`` bit for bit (IEEE, as numpy: +-inf where ``var_car`` is 0,
+#: ``t`` of ``engine_car``, made by the view (one array fewer to write): numpy's
+#: ``car / np.sqrt(var_car)`` bit for bit (IEEE: +-inf where ``var_car`` is 0,
 #: NaN and so NULL where it is negative or NaN; DuckDB's sqrt of a negative number is
 #: an error, hence the guard; NaN compares above 0 in DuckDB and gives NaN).
 _T_ITEM = "nullif(CASE WHEN var_car >= 0 THEN car / sqrt(var_car) END, 'NaN'::DOUBLE) AS t"
@@ -763,9 +763,9 @@ class DenseModel:
     (NaN at gaps). ``cars``: columns of one row per pair and CAR window, pair-major
     (row ``pair * windows + window``): ``n_days`` (int32), ``status`` (uint8: 0 ok, 1
     incomplete, 2 no fit), ``reason`` (uint8, index into the reasons), ``df``, ``car``,
-    ``var_car``, ``t``. ``exclusions``: the merged exclusions used. ``mkt`` has no
-    rows when :func:`dense_market_model` was asked not to keep it (``ar_cov`` then
-    needs it and fails).
+    ``var_car`` (``t`` is ``car / sqrt(var_car)``). ``exclusions``: the merged
+    exclusions used. ``mkt`` has no rows when :func:`dense_market_model` was asked not
+    to keep it (``ar_cov`` then needs it and fails).
     """
 
     status: npt.NDArray[np.int64]
@@ -971,8 +971,7 @@ def dense_market_model(
         "status": np.full(n_pairs * nw, 2, np.uint8),
         "reason": np.repeat((2 + status).astype(np.uint8), nw),
         "df": np.repeat(nobs - n_par, nw),
-        "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan),
-        "t": np.full(n_pairs * nw, np.nan)}
+        "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan)}
     view = {k: v.reshape(n_pairs, nw) for k, v in cars.items()}
     win_lo = np.array([wa - v0 for wa, _ in windows], dtype=np.int64)
     win_hi = np.array([wb - v0 for _, wb in windows], dtype=np.int64)
@@ -984,7 +983,7 @@ def dense_market_model(
         engine_kernels.ar_cars(
             ret, mkt, okp, j0, j1, d0, pos0, last, alpha, beta, s2, nobs_c, rbar_m, s_mm_c,
             v0, win_lo, win_hi, inside, m_ev, ar, var_ar, view["n_days"], view["status"],
-            view["reason"], view["car"], view["var_car"], view["t"], code)
+            view["reason"], view["car"], view["var_car"], code)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda jj: ar_part(*jj), [(0, n_ok // 2), (n_ok // 2, n_ok)]))

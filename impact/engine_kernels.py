@@ -655,7 +655,7 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
             inside: BoolArray, m_ev: FloatArray, ar: FloatArray, var_ar: FloatArray,
             n_days: npt.NDArray[np.int32], status: npt.NDArray[np.uint8],
             reason: npt.NDArray[np.uint8], car: FloatArray,
-            var_car: FloatArray, t: FloatArray, model: int) -> None:
+            var_car: FloatArray, model: int) -> None:
     """Event-window ARs, their variances and the CARs of ok pairs ``okp[r0:r1]``.
 
     Row ``r`` of ``inside``, ``m_ev``, ``ar``, ``var_ar`` (ok pairs x event days) is
@@ -670,7 +670,8 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
     sessions inside the series, the status (0 complete, 1 not), the reason (0; 1
     window leaves the series; 2 a missing AR), and for a complete CAR its value, its
     variance (the sum of the ARs' covariances: ``s^2 (L + L^2/L1 + (sum_W (mkt -
-    Rbar_m))^2 / S_mm)``, ``s^2 (L + L^2/L1)``, ``s^2 L``) and ``t``.
+    Rbar_m))^2 / S_mm)``, ``s^2 (L + L^2/L1)``, ``s^2 L``); ``t`` is the reader's
+    ``car / sqrt(var_car)`` (the view ``engine_car`` makes it).
     """
     n_rel = ar.shape[1]
     nw = win_lo.shape[0]
@@ -738,4 +739,3 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
                     v = sp * lf
                 car[p, w] = c
                 var_car[p, w] = v
-                t[p, w] = c / np.sqrt(v)
