@@ -30,6 +30,8 @@ BoolArray = npt.NDArray[np.bool_]
 # error_model="numpy": 0/0 is NaN (as numpy), not a ZeroDivisionError
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 _FLIP = np.int64(0x7FFFFFFFFFFFFFFF)
+_EXP = np.int64(0x7FF0000000000000)  # a double's exponent bits
+_NEG_ZERO = np.int64(-0x8000000000000000)  # the bits of -0.0
 #: "no such position" (as impact.engine_tests._NONE)
 NONE = np.iinfo(np.int64).max
 
@@ -111,27 +113,38 @@ def rank_keys(x: FloatArray, cols: IntArray, bits: int, keys: IntArray,
     lowest ``bits`` bits; a missing value becomes a key above every finite one.
     Sorting a row's keys (``numpy.sort``, SIMD) sorts its values exactly, unless two
     values agree in all but those lowest bits (:func:`rank_dev` sees that).
-    ``count[r]`` is the number of finite values.
+    ``count[r]`` is the number of finite values. ``x`` must be C-contiguous: its
+    values are read as their bits (integer operations only, no branch), run by run
+    of consecutive ``cols`` (the estimation and the event window are two), so that
+    each run is one SIMD loop; about ten times faster than one value at a time.
     """
     low = (np.int64(1) << bits) - 1
     top = _FLIP & ~low
-    buf = np.empty(1)
-    ibuf = buf.view(np.int64)
+    xi = x.view(np.int64)
     n = x.shape[0]
     t = cols.shape[0]
+    # runs of consecutive columns: run s is key columns run_at[s] .. run_at[s + 1] - 1,
+    # read from x's columns cols[run_at[s]] onwards
+    run_at = np.empty(t + 1, dtype=np.int64)
+    n_runs = 0
+    for c in range(t):
+        if c == 0 or cols[c] != cols[c - 1] + 1:
+            run_at[n_runs] = c
+            n_runs += 1
+    run_at[n_runs] = t
     for r in range(n):
         fin = 0
-        for c in range(t):
-            v = x[r, cols[c]]
-            if np.isfinite(v):
-                buf[0] = 0.0 if v == 0.0 else v
-                i = ibuf[0]
-                if i < 0:
-                    i ^= _FLIP
-                keys[r, c] = (i & ~low) | c
-                fin += 1
-            else:
-                keys[r, c] = top | c
+        kr = keys[r]
+        for s in range(n_runs):
+            c0, c1 = run_at[s], run_at[s + 1]
+            src = xi[r, cols[c0]:cols[c0] + c1 - c0]
+            for c in range(c0, c1):
+                i = src[c - c0]
+                ok = (i & _EXP) != _EXP  # finite: not all exponent bits set
+                i = 0 if i == _NEG_ZERO else i  # -0.0 as 0.0
+                i = (i ^ _FLIP) if i < 0 else i
+                kr[c] = ((i & ~low) | c) if ok else (top | c)
+                fin += 1 if ok else 0
         count[r] = fin
 
 

@@ -314,6 +314,28 @@ def test_rank_dev_scratch_reuse_ties_and_signed_zeros() -> None:
             assert np.array_equal(dev, np.where(fin, want, np.nan), equal_nan=True)
 
 
+def test_rank_keys_runs_of_columns_and_infinities() -> None:
+    """``rank_keys`` reads ``cols`` run by run of consecutive columns (the engine's rank panel
+    is two runs) and takes +-inf, as NaN, for missing: the ranks equal ``rankdata`` of the
+    finite values for runs of any length, at either end, out of order or of one column."""
+    rng = np.random.default_rng(44)
+    x = rng.normal(size=(120, 40))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    x[:10, 3] = x[:10, 9]  # ties
+    x[10:20, 0], x[10:20, 39] = -0.0, 0.0
+    finite = np.where(np.isfinite(x), x, np.nan)
+    for cols in (np.r_[0:24, 29:40], np.r_[3:6, 9:11, 0:2], np.r_[39, 0:39], np.r_[17],
+                 np.r_[39:-1:-1], rng.permutation(40)):
+        c = np.asarray(cols, dtype=np.int64)
+        dev = et._rank_dev(x, c)
+        v = finite[:, c]
+        fin = np.isfinite(v)
+        want = stats.rankdata(v, axis=1, nan_policy="omit") - (fin.sum(1)[:, None] + 1) / 2
+        assert np.array_equal(dev, np.where(fin, want, np.nan), equal_nan=True), cols
+
+
 def test_window_sums_empty_and_one_session_series() -> None:
     """Series of 0 and 1 sessions, every query including a_pos == b_pos, in any order."""
     rng = np.random.default_rng(43)
