@@ -116,7 +116,8 @@ def rank_keys(x: FloatArray, cols: IntArray, bits: int, keys: IntArray,
     ``count[r]`` is the number of finite values. ``x`` must be C-contiguous: its
     values are read as their bits (integer operations only, no branch), run by run
     of consecutive ``cols`` (the estimation and the event window are two), so that
-    each run is one SIMD loop; about ten times faster than one value at a time.
+    each run is one SIMD loop: about four times faster than one value at a time on
+    its own, about 30% in the engine, where reading ``x`` and writing the keys bound it.
     """
     low = (np.int64(1) << bits) - 1
     top = _FLIP & ~low
