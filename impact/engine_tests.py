@@ -57,7 +57,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +103,8 @@ _NO_SECURITIES = "no securities"
 _NO_COMPLETE = "no security has an abnormal return on every day of the window"
 _FEW2 = "needs at least 2 securities"
 _NOT_FINITE = "the statistic is not finite"
+#: The texts of the ``status`` codes of :func:`_test_rows`.
+_STATUS = ("ok", "not computed")
 
 
 @dataclass(frozen=True)
@@ -374,19 +376,35 @@ def _chunks(sizes: IntArray, cap: int) -> IntArray:
 # --------------------------------------------------------------------------- statistics
 
 
-def _first_reason(n_cells: int, rules: Sequence[tuple[BoolArray, npt.NDArray[np.str_] | str]]
-                  ) -> tuple[BoolArray, npt.NDArray[np.object_]]:
-    """The first applicable reason of ``rules`` (condition, reason) per cell; "" if none."""
-    reason = np.full(n_cells, "", dtype=object)
+#: A rule's reason: one text, or the texts of the cells it is given (their indices).
+_Why = str | Callable[[IntArray], npt.NDArray[np.str_]]
+
+
+def _first_reason(n_cells: int, rules: Sequence[tuple[BoolArray, _Why]]
+                  ) -> tuple[BoolArray, IntArray, list[str]]:
+    """The first applicable reason of ``rules`` (condition, reason) per cell.
+
+    Returns whether a rule applies, each cell's reason as a code and the texts of
+    the codes (code 0 is ``""``: no rule applies). A reason given as a function is
+    asked for the cells that take it only (few, and text is slow to make).
+    """
+    code = np.zeros(n_cells, dtype=np.int64)
+    texts = [""]
     done = np.zeros(n_cells, dtype=bool)
     for cond, why in rules:
         take = cond & ~done
         if isinstance(why, str):
-            reason[take] = why
+            if take.any():
+                code[take] = len(texts)
+                texts.append(why)
         else:
-            reason[take] = why[take]
+            idx = np.flatnonzero(take)
+            if idx.size:
+                uniq, inv = np.unique(why(idx), return_inverse=True)
+                code[idx] = len(texts) + inv.ravel()
+                texts.extend(str(u) for u in uniq)
         done |= take
-    return done, reason
+    return done, code, texts
 
 
 def _p_t(t: FloatArray, df: FloatArray) -> FloatArray:
@@ -406,23 +424,27 @@ def _p_normal(z: FloatArray) -> FloatArray:
 
 
 def _test_rows(name: str, o: dict[str, npt.NDArray[Any]], lengths: FloatArray
-               ) -> dict[str, npt.NDArray[Any]]:
-    """Statistic, p, df, n, status and reason of one test for all (event, window) cells."""
+               ) -> dict[str, Any]:
+    """Statistic, p, df, n, status and reason of one test for all (event, window) cells.
+
+    ``status`` is a code of :data:`_STATUS`, ``reason`` a code of the list ``texts``.
+    """
     n = o["n"].astype(np.int64)
     nf = n.astype(np.float64)
     cells = n.size
     zero = n == 0
-    none_why = np.where(o["n_input"] == 0, _NO_SECURITIES, _NO_COMPLETE)
-    rules: list[tuple[BoolArray, npt.NDArray[np.str_] | str]] = [(zero, none_why)]
+    rules: list[tuple[BoolArray, _Why]] = [(zero & (o["n_input"] == 0), _NO_SECURITIES),
+                                           (zero, _NO_COMPLETE)]
     df = np.full(cells, np.nan)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scar_bad = o["bad_first"] != _NONE
-        scar_why = np.char.add(np.char.add("zero variance of the CAR of security #",
-                                           np.where(scar_bad, o["bad_first"], 0).astype(str)),
+        def scar_why(idx: IntArray) -> npt.NDArray[np.str_]:
+            return np.char.add(np.char.add("zero variance of the CAR of security #",
+                                           o["bad_first"][idx].astype(str)),
                                " (zero residuals)")
         scar_sd = np.sqrt(o["scar_ssd"] / (nf - 1.0))
         bmp_t = np.sqrt(nf) * (o["scar_sum"] / nf) / scar_sd
-        bmp_rules: list[tuple[BoolArray, npt.NDArray[np.str_] | str]] = [
+        bmp_rules: list[tuple[BoolArray, _Why]] = [
             (scar_bad, scar_why), (n < 2, _FEW2),
             (~(scar_sd > 0), "zero cross-sectional variance of the SCARs")]
         if name == "t_cs":
@@ -444,9 +466,10 @@ def _test_rows(name: str, o: dict[str, npt.NDArray[Any]], lengths: FloatArray
             pv = _p_t(stat, df)
         elif name == "kp_bmp":
             r = o["corr_sum"] / o["corr_cnt"]
-            r_txt = np.char.mod("%.4f", np.where(np.isfinite(r), r, 0.0))
-            r_why = np.char.add(np.char.add("mean residual correlation ", r_txt),
-                                " gives no valid adjustment")
+            def r_why(idx: IntArray) -> npt.NDArray[np.str_]:
+                r_txt = np.char.mod("%.4f", np.where(np.isfinite(r[idx]), r[idx], 0.0))
+                return np.char.add(np.char.add("mean residual correlation ", r_txt),
+                                   " gives no valid adjustment")
             rules += [
                 *bmp_rules,
                 (o["corr_cnt"] == 0,
@@ -472,15 +495,16 @@ def _test_rows(name: str, o: dict[str, npt.NDArray[Any]], lengths: FloatArray
         else:  # pragma: no cover - names are checked by event_tests
             raise ValueError(name)
     rules.append((~(np.isfinite(stat) & np.isfinite(pv)), _NOT_FINITE))
-    failed, reason = _first_reason(cells, rules)
+    failed, reason, texts = _first_reason(cells, rules)
     ok = ~failed
     return {
         "n": np.where(zero, 0, n),
         "statistic": np.where(ok, stat, np.nan),
         "p": np.where(ok, np.clip(pv, 0.0, 1.0), np.nan),
         "df": np.where(ok, df, np.nan) if _DIST[name] == "t" else np.full(cells, np.nan),
-        "status": np.where(ok, "ok", "not computed"),
-        "reason": reason,
+        "status": failed.astype(np.int64),  # a code of _STATUS
+        "reason": reason,  # a code of "texts"
+        "texts": texts,
     }
 
 
@@ -664,19 +688,29 @@ def _frame(results: list[_Out], n_events: int, wins: tuple[tuple[int, int], ...]
     stat = stack("statistic").astype(np.float64)
     pv = stack("p").astype(np.float64)
     df = stack("df").astype(np.float64)
+    # the text columns as codes into short lists of texts (a gather, not one Python
+    # string per row): each test's reason codes follow the texts of the tests before it
+    texts: list[str] = []
+    for nm in names:
+        parts[nm]["reason"] = parts[nm]["reason"] + len(texts)
+        texts.extend(parts[nm]["texts"])
+    test_code = np.tile(np.arange(n_tests, dtype=np.int64), cells)
+
+    def text(values: Sequence[str], codes: npt.NDArray[Any]) -> pl.Series:
+        return pl.Series(list(values), dtype=pl.String).gather(codes)
+
     return pl.DataFrame({
         "event": pl.Series(np.repeat(np.arange(n_events, dtype=np.int64), n_win * n_tests),
                            dtype=pl.Int64),
         "window_start": pl.Series(np.tile(np.repeat(starts, n_tests), n_events),
                                   dtype=pl.Int32),
         "window_end": pl.Series(np.tile(np.repeat(ends, n_tests), n_events), dtype=pl.Int32),
-        "test": pl.Series(np.tile(np.array(names, dtype=object), cells), dtype=pl.String),
+        "test": text(names, test_code),
         "n": pl.Series(stack("n").astype(np.int64), dtype=pl.Int64),
         "statistic": pl.Series(stat, dtype=pl.Float64, nan_to_null=True),
         "p": pl.Series(pv, dtype=pl.Float64, nan_to_null=True),
         "df": pl.Series(df, dtype=pl.Float64, nan_to_null=True),
-        "distribution": pl.Series(np.tile(np.array([_DIST[nm] for nm in names], dtype=object),
-                                          cells), dtype=pl.String),
-        "status": pl.Series(stack("status").astype(object), dtype=pl.String),
-        "reason": pl.Series(stack("reason").astype(object), dtype=pl.String),
+        "distribution": text([_DIST[nm] for nm in names], test_code),
+        "status": text(_STATUS, stack("status")),
+        "reason": text(texts, stack("reason")),
     })

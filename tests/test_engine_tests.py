@@ -136,10 +136,12 @@ def shifted(f: Fit, shift: float) -> Fit:
 
 
 def build(study: Study, est: tuple[int, int], ev: tuple[int, int],
-          excl: dict[int, list[tuple[int, int]]] | None = None
+          excl: dict[int, list[tuple[int, int]]] | None = None,
+          zero_var: frozenset[tuple[int, int]] = frozenset({(16, 27)})
           ) -> tuple[PanelArrays, dict[int, list[Fit]]]:
     """PanelArrays and, per event code, the ok fits in pair order (``excl``: per pair index,
-    estimation-window runs left out)."""
+    estimation-window runs left out; ``zero_var``: (event, ticker) fits made of zero
+    residual variance)."""
     cols: dict[str, list[float]] = {k: [] for k in (
         "event", "day0_pos", "lo_pos", "hi_pos", "ok", "nobs", "alpha", "beta", "sigma",
         "rbar_m", "s_mm")}
@@ -155,7 +157,7 @@ def build(study: Study, est: tuple[int, int], ev: tuple[int, int],
                 f = None
         if f is not None and code == 15:
             f = shifted(f, 1.0)
-        if f is not None and code == 16 and k == 27:
+        if f is not None and (code, k) in zero_var:
             f = replace(f, sigma=0.0, ev_cov=f.ev_cov * 0.0)
         rbar_m = s_mm = math.nan
         if f is not None and s is not None:
@@ -399,6 +401,38 @@ def test_bad_input() -> None:
         event_tests(panel, estimation=est, event=ev, windows=[(0, 0)], tests=["wilcoxon"])
     with pytest.raises(ValueError, match="before its start"):
         event_tests(panel, estimation=est, event=ev, windows=[(1, 0)])
+
+
+def test_reason_texts_per_cell() -> None:
+    """Reasons that carry a number (the mean correlation, a security's index) are made
+    for their own cells, beside cells of other reasons and of none, as the reference."""
+    est, ev = (-120, -11), (-5, 10)
+    study = make_study(1, est, ev)
+    s0 = 300
+    # a twin of ticker 3: the same returns but on the event window's days, so the two
+    # have estimation-window residuals correlated 1 and different SCARs
+    t3 = study.tickers[3]
+    ret = t3.ret.copy()
+    days = np.arange(s0 + ev[0], s0 + ev[1] + 1) - t3.lo
+    ret[days] = np.random.default_rng(0).normal(0.0, 0.02, len(days))
+    twin = Ticker(t3.lo, len(study.ret), ret, t3.mkt.copy())
+    study.tickers.append(twin)
+    study.ret = np.concatenate([study.ret, twin.ret])
+    study.mkt = np.concatenate([study.mkt, twin.mkt])
+    k = len(study.tickers) - 1
+    study.pairs.extend([(17, 3, s0), (17, k, s0), (18, 4, s0), (18, 5, s0), (18, 6, s0)])
+    # event 19: a security of zero residual variance in another place than event 16's
+    study.pairs.extend([(19, 28, 290), (19, 29, 290), (19, 30, 290), (19, 27, 290)])
+    panel, fits = build(study, est, ev, zero_var=frozenset({(16, 27), (19, 27)}))
+    tests = list(ENGINE_TESTS)
+    got = event_tests(panel, estimation=est, event=ev, windows=WINDOWS_A, tests=tests)
+    compare(got, fits, int(panel.event.max()) + 1, WINDOWS_A, tests)
+    kp = got.filter(pl.col("test") == "kp_bmp")
+    why = kp.filter(pl.col("event") == 17)["reason"].unique().to_list()
+    assert "mean residual correlation 1.0000 gives no valid adjustment" in why, why
+    assert "ok" in kp.filter(pl.col("event") == 18)["status"].to_list()
+    zero = {r for r in got["reason"].unique().to_list() if "zero variance of the CAR" in r}
+    assert len(zero) == 2, zero
 
 
 def test_overlapping_windows() -> None:
