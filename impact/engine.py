@@ -762,8 +762,9 @@ class DenseModel:
     session is in the series' span), ``mkt`` (benchmark return), ``ar``, ``var_ar``
     (NaN at gaps). ``cars``: columns of one row per pair and CAR window, pair-major
     (row ``pair * windows + window``): ``n_days`` (int32), ``status`` (uint8: 0 ok, 1
-    incomplete, 2 no fit), ``reason`` (uint8, index into the reasons), ``df``, ``car``,
-    ``var_car`` (``t`` is ``car / sqrt(var_car)``). ``exclusions``: the merged
+    incomplete, 2 no fit), ``reason`` (uint8, index into the reasons), ``car``,
+    ``var_car`` (``t`` is ``car / sqrt(var_car)``, with ``nobs`` less the model's
+    parameters as its degrees of freedom). ``exclusions``: the merged
     exclusions used. ``mkt`` has no rows when :func:`dense_market_model` was asked not
     to keep it (``ar_cov`` then needs it and fails).
     """
@@ -970,7 +971,6 @@ def dense_market_model(
         "n_days": np.zeros(n_pairs * nw, np.int32),
         "status": np.full(n_pairs * nw, 2, np.uint8),
         "reason": np.repeat((2 + status).astype(np.uint8), nw),
-        "df": np.repeat(nobs - n_par, nw),
         "car": np.full(n_pairs * nw, np.nan), "var_car": np.full(n_pairs * nw, np.nan)}
     view = {k: v.reshape(n_pairs, nw) for k, v in cars.items()}
     win_lo = np.array([wa - v0 for wa, _ in windows], dtype=np.int64)
@@ -1225,7 +1225,7 @@ def market_model(
 
     _drop(con, "engine_car")
     _write(con, "engine_car_data", pa.table({
-        "pair_id": pa.array(pair_ids), "df": pa.array(cars["df"][::nw]),
+        "pair_id": pa.array(pair_ids), "df": pa.array(nobs - K),
         "n_days": arrays(cars["n_days"]), "status": arrays(cars["status"]),
         "reason": arrays(cars["reason"]), "car": arrays(cars["car"]),
         "var_car": arrays(cars["var_car"])}))  # t: made by the view
