@@ -12,7 +12,16 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from impact.engine import Exclusions, car_view, fit_series, market_model, market_model_sql
+from impact.engine import (
+    _CAR_REASON,
+    _CAR_STATUS,
+    Exclusions,
+    car_codes,
+    car_view,
+    fit_series,
+    market_model,
+    market_model_sql,
+)
 from impact.estimation import EventSeries, ModelSpec, car, fit
 
 RTOL = 1e-9
@@ -291,6 +300,31 @@ def test_plain_running_sums_also_agree() -> None:
             assert rel_err(row.sigma, f.sigma) < RTOL
 
 
+def test_car_view_decodes_every_code() -> None:
+    """engine_car_data packs each window's n_days, status and reason into one integer;
+    engine_car gives back each of them, for every status and reason and for n_days
+    across the bits' boundaries (long windows)."""
+    grid = [(nd, st, rs) for nd in (0, 1, 15, 16, 255, 256, 4097, 1 << 22)
+            for st in range(len(_CAR_STATUS)) for rs in range(len(_CAR_REASON))]
+    nd, st, rs = (np.array(v) for v in zip(*grid, strict=True))
+    code = car_codes(nd.astype(np.int32), st.astype(np.uint8), rs.astype(np.uint8))
+    n = len(grid)
+
+    def arr(v: np.ndarray) -> pa.Array:
+        return pa.FixedSizeListArray.from_arrays(pa.array(v), 1)
+
+    con = duckdb.connect()
+    con.register("tbl", pa.table({
+        "pair_id": pa.array(np.arange(n)), "df": pa.array(np.full(n, 7)), "code": arr(code),
+        "car": arr(np.zeros(n)), "var_car": arr(np.ones(n))}))
+    con.execute("CREATE TABLE engine_car_data AS SELECT * FROM tbl")
+    con.execute(car_view([(0, 0)]))
+    got = con.execute("SELECT n_days, status, reason, df FROM engine_car ORDER BY pair_id"
+                      ).fetchall()
+    want = [(a, _CAR_STATUS[b], _CAR_REASON[c], 7 if b == 0 else None) for a, b, c in grid]
+    assert got == want
+
+
 def test_car_view_makes_t_as_numpy_does() -> None:
     """engine_car's t is made by the view from car and var_car (engine_car_data does not
     store it): bit for bit numpy's ``car / sqrt(var_car)``, with +-inf at a variance of
@@ -304,9 +338,9 @@ def test_car_view_makes_t_as_numpy_does() -> None:
         return pa.FixedSizeListArray.from_arrays(pa.array(v), 1)
 
     tbl = pa.table({"pair_id": pa.array(np.arange(n)), "df": pa.array(np.full(n, 200)),
-                    "n_days": arr(np.ones(n, dtype=np.int32)),
-                    "status": arr(np.zeros(n, dtype=np.uint8)),
-                    "reason": arr(np.zeros(n, dtype=np.uint8)), "car": arr(car),
+                    "code": arr(car_codes(np.ones(n, dtype=np.int32),
+                                          np.zeros(n, dtype=np.uint8),
+                                          np.zeros(n, dtype=np.uint8))), "car": arr(car),
                     "var_car": arr(var)})
     con = duckdb.connect()
     con.register("tbl", tbl)

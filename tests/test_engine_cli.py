@@ -341,8 +341,7 @@ def test_duckdb_cli_makes_t_at_odd_variances(tmp_path: Path) -> None:
     con = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
     con.execute("""
         CREATE TABLE engine_car_data AS
-        SELECT i::BIGINT AS pair_id, 200::BIGINT AS df, [1]::INTEGER[1] AS n_days,
-               [0]::UTINYINT[1] AS status, [0]::UTINYINT[1] AS reason,
+        SELECT i::BIGINT AS pair_id, 200::BIGINT AS df, [256 + i * 16 + 1]::INTEGER[1] AS code,
                [c]::DOUBLE[1] AS car, [v]::DOUBLE[1] AS var_car
         FROM (VALUES (0, 0.05, 0.0), (1, -0.05, 0.0), (2, 0.05, -1e-20), (3, 0.0, 0.0),
                      (4, 0.02, 'NaN'::DOUBLE), (5, 0.0123, 3.7e-4)) v(i, c, v)""")
@@ -356,3 +355,10 @@ def test_duckdb_cli_makes_t_at_odd_variances(tmp_path: Path) -> None:
     lines = out.splitlines()
     got = [None if x.strip() in ("", "NULL") else float(x) for x in lines]
     assert got == want, (out, want)
+    # and the packed n_days, status and reason (code = n_days * 256 + reason * 16 + status)
+    out = subprocess.run([str(cli), "-readonly", "-csv", "-noheader", str(path), "-c",
+                          "SELECT n_days, status, reason FROM engine_car ORDER BY pair_id"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.splitlines() == ["1,incomplete,", "1,incomplete,no_session",
+                                "1,incomplete,gap", "1,incomplete,insufficient",
+                                "1,incomplete,collinear", "1,incomplete,no_data"], out
