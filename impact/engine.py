@@ -511,20 +511,25 @@ def document(con: duckdb.DuckDBPyConnection) -> None:
     con
         The connection the engine wrote to (inside its transaction, if any).
     """
+    here = "database_name = current_database() AND schema_name = current_schema()"
     present = dict(con.execute(
-        "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE database_name = "
-        "current_database() AND schema_name = current_schema() UNION ALL "
-        "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE database_name = "
-        "current_database() AND schema_name = current_schema()").fetchall())
+        f"SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE {here} UNION ALL "
+        f"SELECT view_name, 'VIEW' FROM duckdb_views() WHERE {here}").fetchall())
+    have: dict[str, list[str]] = {}
+    for table, col in con.execute(
+            f"SELECT table_name, column_name FROM duckdb_columns() WHERE {here} "
+            "ORDER BY table_name, column_index").fetchall():
+        have.setdefault(table, []).append(col)
+    # one script of statements (about 70 of them; one call each took 0.02 s in all)
+    script = []
     for table, (text, columns) in TABLE_DOCS.items():
         if table not in present:
             continue
-        con.execute(f"COMMENT ON {present[table]} {table} IS {_sql_str(text)}")
-        have = [c[0] for c in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
-        for col in have:
-            if col in columns:
-                con.execute(f"COMMENT ON COLUMN {table}.{_ident(col)} IS "
-                            f"{_sql_str(columns[col])}")
+        script.append(f"COMMENT ON {present[table]} {table} IS {_sql_str(text)}")
+        script += [f"COMMENT ON COLUMN {table}.{_ident(col)} IS {_sql_str(columns[col])}"
+                   for col in have.get(table, ()) if col in columns]
+    if script:
+        con.execute(";\n".join(script))
 
 
 def _sql_str(text: str) -> str:
