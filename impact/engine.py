@@ -620,7 +620,23 @@ _CODE_DAYS = 8
 
 
 def car_codes(n_days: np.ndarray, status: np.ndarray, reason: np.ndarray) -> np.ndarray:
-    """``engine_car_data.code`` of each window: ``n_days``, ``reason`` and ``status`` packed."""
+    """``engine_car_data.code`` of each window: ``n_days``, ``reason`` and ``status`` packed.
+
+    Parameters
+    ----------
+    n_days
+        Sessions of the window in the data (below 2^23).
+    status
+        0 ok, 1 incomplete, 2 no_fit (below 16).
+    reason
+        Index into the CAR reasons: 0 none, 1 no_session, 2 gap, 3 insufficient,
+        4 collinear, 5 no_data (below 16).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32, ``n_days * 256 + reason * 16 + status``; :func:`car_view` decodes it.
+    """
     code: np.ndarray = np.left_shift(n_days, _CODE_DAYS, dtype=np.int32)
     code |= np.left_shift(reason, 4, dtype=np.int32)
     code |= status
