@@ -300,6 +300,11 @@ def test_plain_running_sums_also_agree() -> None:
             assert rel_err(row.sigma, f.sigma) < RTOL
 
 
+def _one_window(v: np.ndarray) -> pa.Array:
+    """Per-pair values as engine_car_data's arrays of a single CAR window."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(v), 1)
+
+
 def test_car_view_decodes_every_code() -> None:
     """engine_car_data packs each window's n_days, status and reason into one integer;
     engine_car gives back each of them, for every status and reason and for n_days
@@ -310,13 +315,11 @@ def test_car_view_decodes_every_code() -> None:
     code = car_codes(nd.astype(np.int32), st.astype(np.uint8), rs.astype(np.uint8))
     n = len(grid)
 
-    def arr(v: np.ndarray) -> pa.Array:
-        return pa.FixedSizeListArray.from_arrays(pa.array(v), 1)
-
     con = duckdb.connect()
     con.register("tbl", pa.table({
-        "pair_id": pa.array(np.arange(n)), "df": pa.array(np.full(n, 7)), "code": arr(code),
-        "car": arr(np.zeros(n)), "var_car": arr(np.ones(n))}))
+        "pair_id": pa.array(np.arange(n)), "df": pa.array(np.full(n, 7)),
+        "code": _one_window(code), "car": _one_window(np.zeros(n)),
+        "var_car": _one_window(np.ones(n))}))
     con.execute("CREATE TABLE engine_car_data AS SELECT * FROM tbl")
     con.execute(car_view([(0, 0)]))
     got = con.execute("SELECT n_days, status, reason, df FROM engine_car ORDER BY pair_id"
@@ -334,14 +337,11 @@ def test_car_view_makes_t_as_numpy_does() -> None:
     var = np.array([0.0, 0.0, -0.0, 0.0, -1e-20, np.nan, np.nan, 3.7e-4, 1e-300])
     n = len(car)
 
-    def arr(v: np.ndarray) -> pa.Array:
-        return pa.FixedSizeListArray.from_arrays(pa.array(v), 1)
-
     tbl = pa.table({"pair_id": pa.array(np.arange(n)), "df": pa.array(np.full(n, 200)),
-                    "code": arr(car_codes(np.ones(n, dtype=np.int32),
-                                          np.zeros(n, dtype=np.uint8),
-                                          np.zeros(n, dtype=np.uint8))), "car": arr(car),
-                    "var_car": arr(var)})
+                    "code": _one_window(car_codes(np.ones(n, dtype=np.int32),
+                                                  np.zeros(n, dtype=np.uint8),
+                                                  np.zeros(n, dtype=np.uint8))),
+                    "car": _one_window(car), "var_car": _one_window(var)})
     con = duckdb.connect()
     con.register("tbl", tbl)
     con.execute("CREATE TABLE engine_car_data AS SELECT * FROM tbl")
