@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -16,11 +17,13 @@ from impact.engine import (
     _CAR_REASON,
     _CAR_STATUS,
     Exclusions,
+    _write,
     car_codes,
     car_view,
     fit_series,
     market_model,
     market_model_sql,
+    plain_doubles,
 )
 from impact.estimation import EventSeries, ModelSpec, car, fit
 
@@ -364,6 +367,56 @@ def test_car_view_makes_t_as_numpy_does() -> None:
     c, v, t = con.execute("SELECT car, var_car, t FROM engine_car WHERE status = 'ok'"
                           ).fetchnumpy().values()
     assert len(t) > 100 and np.array_equal(np.asarray(t), np.asarray(c) / np.sqrt(v))
+
+
+def _setting(con: duckdb.DuckDBPyConnection) -> str:
+    return str((con.execute("SELECT current_setting('disabled_compression_methods')")
+                .fetchone() or ("",))[0]).lower()
+
+
+def test_engine_writes_doubles_uncompressed(tmp_path: Path) -> None:
+    """The engine's tables keep their doubles uncompressed in the row groups flushed while
+    they are written (plain_doubles: ALP and ALPRD about double the write's CPU time), and
+    DuckDB's global setting is the user's again afterwards, also after an error."""
+    rng = np.random.default_rng(3)
+    n = 200_000  # one full row group (122,880 rows) is flushed during the write
+    tbl = pa.table({"x": pa.array(rng.normal(0, 0.02, n)),
+                    "a": pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(0, 1, 4 * n)), 4),
+                    "k": pa.array(np.arange(n))})
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+
+    def kinds(table: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for col, comp in con.execute(
+                "SELECT column_name, compression FROM pragma_storage_info(?) "
+                "WHERE segment_type IN ('DOUBLE', 'BIGINT')", [table]).fetchall():
+            out.setdefault(col, set()).add(comp)
+        return out
+
+    con.execute("BEGIN")
+    _write(con, "engine_t", tbl)
+    con.register("tbl", tbl)
+    con.execute("CREATE TABLE plain_t AS SELECT * FROM tbl")  # DuckDB's own choice
+    con.execute("COMMIT")
+    got, usual = kinds("engine_t"), kinds("plain_t")
+    assert "Uncompressed" in got["x"] and "Uncompressed" in got["a"], got
+    assert "Uncompressed" not in usual["x"] | usual["a"], usual
+    assert "Uncompressed" not in got["k"]  # integers are compressed as usual
+    assert _setting(con) == ""
+    assert con.execute("SELECT sum(x), sum(a[2]) FROM engine_t").fetchone() == \
+        con.execute("SELECT sum(x), sum(a[2]) FROM plain_t").fetchone()
+
+    con.execute("SET disabled_compression_methods = 'rle'")
+    with plain_doubles(con):
+        assert _setting(con) == "rle,alp,alprd"
+    assert _setting(con) == "rle"
+    with pytest.raises(RuntimeError), plain_doubles(con):
+        raise RuntimeError("interrupted")
+    assert _setting(con) == "rle"
+    con.execute("SET disabled_compression_methods = ''")
+    con.execute("SET force_compression = 'alprd'")  # the user's choice is left alone
+    with plain_doubles(con):
+        assert _setting(con) == ""
 
 
 def test_bad_input() -> None:
