@@ -22,7 +22,7 @@ import polars as pl
 
 from impact.backtesting import BacktestOutcome
 from impact.catalog import Event, Study, load_study
-from impact.engine import EngineRun, market_model
+from impact.engine import EngineRun, market_model, plain_doubles
 from impact.errors import InputError
 from impact.ingest import IngestResult
 from impact.query import TableInfo
@@ -528,17 +528,21 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
                       flush=True)
                 time.sleep(pause)
 
-        con.execute("BEGIN")
-        try:
-            out = market_model(con, returns_table=returns, pairs_table=pairs,
-                               estimation=estimation, event=event,
-                               car_windows=tuple(car_windows), tests=tests,
-                               exclusions_table=exclusions, progress=report)
-            con.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise
+        # the doubles uncompressed also in the rows written at COMMIT and at the checkpoint
+        # (tables smaller than a row group; see plain_doubles)
+        with plain_doubles(con):
+            con.execute("BEGIN")
+            try:
+                out = market_model(con, returns_table=returns, pairs_table=pairs,
+                                   estimation=estimation, event=event,
+                                   car_windows=tuple(car_windows), tests=tests,
+                                   exclusions_table=exclusions, progress=report)
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("CHECKPOINT")
         return out
     except ValueError as exc:
         raise InputError(str(exc)) from None

@@ -1160,7 +1160,11 @@ def market_model(
     -----
     Creates or replaces ``engine_fits``, ``engine_ar``, ``engine_car`` and (with
     tests) ``engine_tests``. It issues no BEGIN/COMMIT: run it inside the caller's
-    transaction to make the four tables appear together or not at all.
+    transaction to make the four tables appear together or not at all. The row groups
+    flushed during the call keep their doubles uncompressed (:func:`plain_doubles`);
+    a table smaller than a row group is written at COMMIT or at the next checkpoint,
+    so ``impact engine`` runs the transaction and a checkpoint inside
+    ``plain_doubles(con)`` too.
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     rt, pt = _ident(returns_table), _ident(pairs_table)

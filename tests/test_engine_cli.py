@@ -54,6 +54,12 @@ def test_engine_command_writes_the_same_tables_as_the_function(panel: Path) -> N
     assert "3,000 pairs" in res.output
     got = counts(panel)
     assert got["engine_fits"] == 3000 and got["engine_car"] == 6000
+    with duckdb.connect(str(panel), read_only=True) as ro:  # plain_doubles, also at COMMIT
+        kinds = {t: {r[0] for r in ro.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info(?) "
+            "WHERE segment_type = 'DOUBLE'", [t]).fetchall()}
+            for t in ("engine_fits", "engine_ar_data", "engine_car_data")}
+    assert all(k and k <= {"Uncompressed", "Constant"} for k in kinds.values()), kinds
     con = duckdb.connect(str(panel))
     cli_car = con.sql("SELECT pair_id, window_start, car, t FROM engine_car "
                       "ORDER BY ALL").fetchall()
