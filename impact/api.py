@@ -542,7 +542,10 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
                 raise
-            con.execute("CHECKPOINT")
+            # committed: a checkpoint that fails or is interrupted (Ctrl-C) leaves the run
+            # whole, and DuckDB checkpoints again when the file is closed
+            with contextlib.suppress(duckdb.Error, KeyboardInterrupt):
+                con.execute("CHECKPOINT")
         return out
     except ValueError as exc:
         raise InputError(str(exc)) from None

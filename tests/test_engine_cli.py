@@ -120,6 +120,39 @@ def test_ctrl_c_leaves_no_half_written_run(panel: Path) -> None:
     assert counts(panel) == before  # the 3,000-pair engine_fits never landed
 
 
+def test_ctrl_c_in_the_closing_checkpoint_keeps_the_committed_run(
+        panel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`impact engine` checkpoints after its COMMIT: Ctrl-C (or an error) there must not
+    be reported as a rolled-back run, since the run is committed."""
+    import impact.api as api
+
+    path = tmp_path / "panel.duckdb"
+    path.write_bytes(panel.read_bytes())
+    real_open = api.open_file
+    seen: list[str] = []
+
+    class NoCheckpoint:
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self._con = con
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._con, name)
+
+        def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
+            if sql.strip() == "CHECKPOINT":
+                seen.append(sql)
+                raise KeyboardInterrupt
+            return self._con.execute(sql, *args)
+
+    monkeypatch.setattr(api, "open_file", lambda *a, **k: NoCheckpoint(real_open(*a, **k)))
+    try:
+        out = api.engine(path, tests=False)
+    except KeyboardInterrupt:  # not raised through pytest, which would stop the session
+        pytest.fail("Ctrl-C in the checkpoint after COMMIT was raised as an interrupted run")
+    assert seen and out.pairs == 3000
+    assert counts(path)["engine_fits"] == 3000
+
+
 def test_engine_tests_are_wired_to_the_right_events(panel: Path) -> None:
     """engine_tests rows belong to the pairs' event_id: t_cs recomputed from engine_car."""
     con = duckdb.connect(str(panel))
