@@ -54,6 +54,7 @@ def child(db: str, n: int, backend: str, repeat: int) -> None:
     import resource
 
     from impact.engine import market_model, market_model_sql, plain_doubles
+    from impact.storage import transaction
 
     con = duckdb.connect(db)
     con.execute(f"CREATE OR REPLACE TABLE bench_pairs AS SELECT * FROM pairs WHERE pair_id < {n}")
@@ -62,18 +63,15 @@ def child(db: str, n: int, backend: str, repeat: int) -> None:
         t0 = time.perf_counter()
         steps: dict[str, float] = {}
         if backend == "sql":
-            con.execute("BEGIN")
-            market_model_sql(con, returns_table="returns", pairs_table="bench_pairs",
-                             estimation=EST, event=EVW, car_windows=WINDOWS)
-            con.execute("COMMIT")
-        else:
-            with plain_doubles(con):  # committed as `impact engine` commits (impact.api)
-                con.execute("BEGIN")
+            with transaction(con):
+                market_model_sql(con, returns_table="returns", pairs_table="bench_pairs",
+                                 estimation=EST, event=EVW, car_windows=WINDOWS)
+        else:  # committed as `impact engine` commits (impact.api.engine)
+            with plain_doubles(con), transaction(con):
                 steps = market_model(
                     con, returns_table="returns", pairs_table="bench_pairs", estimation=EST,
                     event=EVW, car_windows=WINDOWS,
                     tests=os.environ.get("IMPACT_BENCH_TESTS", "1") == "1").seconds
-                con.execute("COMMIT")
         runs.append({"seconds": time.perf_counter() - t0, "steps": steps})
     counts = con.execute("SELECT (SELECT count(*) FROM engine_fits), "
                          "(SELECT count(*) FROM engine_ar), (SELECT count(*) FROM engine_car), "

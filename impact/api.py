@@ -28,7 +28,7 @@ from impact.ingest import IngestResult
 from impact.query import TableInfo
 from impact.report import ReportFiles, StagedReport, render_report, stage_report
 from impact.sources import choose_source
-from impact.storage import connect, fetch_one, open_file, write_run
+from impact.storage import connect, fetch_one, open_file, transaction, write_run
 from impact.study import StudyRun, compute_study
 from impact.update import UpdateSummary
 
@@ -531,17 +531,11 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
         # the doubles uncompressed also in the rows written at COMMIT and at the checkpoint
         # (tables smaller than a row group; see plain_doubles)
         with plain_doubles(con):
-            con.execute("BEGIN")
-            try:
+            with transaction(con):
                 out = market_model(con, returns_table=returns, pairs_table=pairs,
                                    estimation=estimation, event=event,
                                    car_windows=tuple(car_windows), tests=tests,
                                    exclusions_table=exclusions, progress=report)
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
             # committed: a checkpoint that fails or is interrupted (Ctrl-C) leaves the run
             # whole, and DuckDB checkpoints again when the file is closed
             with contextlib.suppress(duckdb.Error, KeyboardInterrupt):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,12 +179,17 @@ def upgrade(path: str | Path) -> tuple[int, list[int]]:
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """BEGIN ... COMMIT, or ROLLBACK on any exception."""
+    """BEGIN ... COMMIT, or ROLLBACK on any exception (Ctrl-C too).
+
+    A ROLLBACK that fails in turn (a transaction DuckDB already ended) does not hide
+    the exception that caused it.
+    """
     con.execute("BEGIN TRANSACTION")
     try:
         yield
     except BaseException:
-        con.execute("ROLLBACK")
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
 

@@ -92,3 +92,13 @@ def test_failed_write_rolls_back(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert con.execute("SELECT count(*) FROM _impact_meta WHERE key = 'probe'").fetchone() == (0,)
     con.close()
+
+
+def test_failed_rollback_keeps_the_original_error(tmp_path: Path) -> None:
+    """When the transaction is already over, ROLLBACK fails too: the error that caused
+    it is the one raised, not DuckDB's "no transaction is active"."""
+    con = storage.connect(tmp_path / "x.duckdb")
+    with pytest.raises(RuntimeError, match="boom"), storage.transaction(con):
+        con.execute("COMMIT")
+        raise RuntimeError("boom")
+    con.close()
