@@ -233,8 +233,11 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     with one takes ``x_i . x_j`` (zeros at the missing days of either) from a BLAS
     product of a strip of such securities with the securities after the strip's
     first (half the Gram matrix in all), and subtracts from each security's sums its
-    values on the other's missing days. Each strip's pairs are then one branch-free
-    loop over the other security (SIMD). The strips hold at most
+    values on the other's missing days. A security that misses most days ("short":
+    a short history, say) is listed by its valid days instead, and a pair with it
+    takes the other's sums over those days directly: its cost follows the days it
+    has, not the days it misses. Each strip's pairs are then one branch-free loop
+    over the other security (SIMD). The strips hold at most
     :data:`CORR_STRIP` securities and :data:`CORR_BLOCK` products, so the memory
     stays O(N D) for events of thousands of securities. ``work`` and ``iwork`` are
     flat buffers of at least :func:`corr_work` doubles and ``n * (d + 2)`` integers
@@ -264,15 +267,13 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
             g = u
     xe = _view(work, n, d)  # by position; 0 where missing
     off = n * d
-    xt = _view(work[off:], d, n)  # its transpose
+    xt = _view(work[off:], d, n)  # its transpose, NaN where missing
     off += n * d
-    mt = _view(work[off:], d, n)  # 1.0 where missing
-    off += n * d
-    stats = _view(work[off:], 3, n)  # missing days, sum, sum of squares
-    off += 3 * n
+    stats = _view(work[off:], 4, n)  # missing days, sum, sum of squares, short (1.0)
+    off += 4 * n
     uf = _view(work[off:], nw, n)  # 1.0 where used in the window
     off += nw * n
-    c, s, q = stats[0], stats[1], stats[2]
+    c, s, q, short = stats[0], stats[1], stats[2], stats[3]
     for a in range(n):
         i = perm[a]
         ca = 0
@@ -283,18 +284,24 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
             if np.isfinite(v):
                 xe[a, k] = v
                 xt[k, a] = v
-                mt[k, a] = 0.0
                 sa += v
                 qa += v * v
             else:
                 xe[a, k] = 0.0
-                xt[k, a] = 0.0
-                mt[k, a] = 1.0
+                xt[k, a] = np.nan
                 iwork[a * d + ca] = k  # the missing days of position a
                 ca += 1
         c[a] = ca
         s[a] = sa
         q[a] = qa
+        short[a] = 0.0
+        if 2 * ca > d:  # short: list its valid days instead
+            short[a] = 1.0
+            t = 0
+            for k in range(d):
+                if np.isfinite(x[r0 + i, est_off + k]):
+                    iwork[a * d + t] = k
+                    t += 1
         for w in range(nw):
             uf[w, a] = 1.0 if used[i, w] else 0.0
     # pairs of securities without a missing day
@@ -332,11 +339,14 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         o = off
         prod = _view(work[o:], nb, m)
         o += nb * m
-        # fw[0..2][b, j]: sums over the days strip row b misses of x_j, x_j^2, "j misses";
-        # rv[0..1][j, b]: sums over the days j misses of x_b, x_b^2
+        # fw[0..2][b, j]: sums over the days strip row b misses (over the days it has,
+        # when short) of x_j, x_j^2 and "j misses"; rv[0..1][j, b]: sums over the days j
+        # misses (has, when short) of x_b, x_b^2; rt: rv transposed (rows b)
         fw = work[o:o + 3 * nb * m].reshape((3, nb, m))
         o += 3 * nb * m
         rv = work[o:o + 2 * nb * m].reshape((2, m, nb))
+        o += 2 * nb * m
+        rt = work[o:o + 2 * nb * m].reshape((2, nb, m))
         o += 2 * nb * m
         fwx, fwq, fwc, rvx, rvq = fw[0], fw[1], fw[2], rv[0], rv[1]
         rho = work[o:o + m]
@@ -347,50 +357,76 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         rv[:, :, :] = 0.0
         for b in range(nb):
             a = p0 + b
-            for e in range(int(c[a])):
-                k = iwork[a * d + e]
-                xk, mk = xt[k, p0:], mt[k, p0:]
+            for e in range(int(d - c[a] if short[a] else c[a])):
+                xk = xt[iwork[a * d + e], p0:]
                 for j in range(m):
                     v = xk[j]
+                    have = v == v  # NaN: j misses the day
+                    v = v if have else 0.0
                     fwx[b, j] += v
                     fwq[b, j] += v * v
-                    fwc[b, j] += mk[j]
+                    fwc[b, j] += 0.0 if have else 1.0
         for j in range(g - p0):
             jj = p0 + j
             rx, rq = rvx[j], rvq[j]
-            for e in range(int(c[jj])):
+            for e in range(int(d - c[jj] if short[jj] else c[jj])):
                 xk = xt[iwork[jj * d + e], p0:p0 + nb]
                 for b in range(nb):
                     v = xk[b]
+                    v = v if v == v else 0.0
                     rx[b] += v
                     rq[b] += v * v
+        for j in range(m):
+            for b in range(nb):
+                rt[0, b, j] = rvx[j, b]
+                rt[1, b, j] = rvq[j, b]
         for b in range(nb):
             a = p0 + b
             ca, sa, qa = c[a], s[a], q[a]
             pr, fx, fq, fc = prod[b], fwx[b], fwq[b], fwc[b]
+            tx, tq, col_short = rt[0], rt[1], short[p0:]
             # branch-free (SIMD): a pair without 3 common days divides by zero, which
             # gives inf/NaN under error_model="numpy" and fails `good`; that test needs
-            # IEEE NaN and inf (no fastmath)
-            for j in range(m):
-                jj = p0 + j
-                nij = d - ca - c[jj] + fc[j]
-                si = sa - rvx[j, b]
-                qi = qa - rvq[j, b]
-                sj = s[jj] - fx[j]
-                qj = q[jj] - fq[j]
-                cov = pr[j] - si * sj / nij
-                vi = qi - si * si / nij
-                vj = qj - sj * sj / nij
-                r = cov / np.sqrt(vi * vj)
-                good = (jj > a) & (nij >= 3.0) & (vi > 0.0) & (vj > 0.0) & (np.abs(r) < np.inf)
-                rho[j] = r if good else 0.0
-                ok[j] = 1.0 if good else 0.0
+            # IEEE NaN and inf (no fastmath). x_a's sums over the common days: its own
+            # less those over j's missing days, or those over a short j's days directly
+            if short[a]:  # x_j's sums over a's days, directly
+                for j in range(m):
+                    jj = p0 + j
+                    si = tx[b, j] if col_short[j] else sa - tx[b, j]
+                    qi = tq[b, j] if col_short[j] else qa - tq[b, j]
+                    rho[j], ok[j] = _pair_corr(jj > a, d - ca - fc[j], pr[j], si, qi, fx[j],
+                                               fq[j])
+            else:
+                for j in range(m):
+                    jj = p0 + j
+                    si = tx[b, j] if col_short[j] else sa - tx[b, j]
+                    qi = tq[b, j] if col_short[j] else qa - tq[b, j]
+                    rho[j], ok[j] = _pair_corr(jj > a, d - ca - c[jj] + fc[j], pr[j], si, qi,
+                                               s[jj] - fx[j], q[jj] - fq[j])
             for w in range(nw):
                 if uf[w, a] == 0.0:
                     continue
                 tot, cnt = _masked_sums(rho, ok, uf[w, p0:])
                 corr_sum[w] += 2.0 * tot
                 corr_cnt[w] += 2.0 * cnt
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _pair_corr(after: bool, nij: float, pij: float, si: float, qi: float, sj: float,
+               qj: float) -> tuple[float, float]:
+    """One pair's correlation over its ``nij`` common days and 1.0 if it counts, else 0, 0.
+
+    ``pij`` is the sum of the products, ``si``, ``qi`` (``sj``, ``qj``) the sums and sums
+    of squares of each security over those days; the pair counts when it comes after
+    (``after``), has 3 common days, non-zero variances and a finite correlation.
+    """
+    inv = 1.0 / nij
+    cov = pij - si * sj * inv
+    vi = qi - si * si * inv
+    vj = qj - sj * sj * inv
+    r = cov / np.sqrt(vi * vj)
+    good = after & (nij >= 3.0) & (vi > 0.0) & (vj > 0.0) & (np.abs(r) < np.inf)
+    return (r, 1.0) if good else (0.0, 0.0)
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
@@ -416,7 +452,7 @@ def corr_work(n: int, d: int, nw: int) -> int:
     # a bound on a strip's products (rows x columns), monotone in n: so a buffer for
     # an event's size serves every smaller event
     strip = max(n, min(CORR_STRIP * n, CORR_BLOCK))
-    return 3 * n * d + 3 * n + nw * n + max(nw * d + d, 6 * strip + 2 * n)
+    return 2 * n * d + 4 * n + nw * n + max(nw * d + d, 8 * strip + 2 * n)
 
 
 @_jit

@@ -394,6 +394,51 @@ def test_mean_pairwise_correlation_blocks(rate: float) -> None:
                 assert close(s[j] / c[j], want), (i, j)
 
 
+def test_mean_pairwise_correlation_short_histories() -> None:
+    """Securities missing most days (listed by the days they have) give the reference's sums.
+
+    Pairs of two such securities, of one with a gapped or a complete security; 2, 3
+    and 4 common days; exactly half the days missing (not short) and one more (short);
+    a constant over the common days; 14 securities, so two strips of the kernel.
+    """
+    from impact.inference import mean_pairwise_correlation
+
+    rng = np.random.default_rng(21)
+    n, d = 14, 30
+    for trial in range(6):
+        x = rng.normal(size=(n, d)) + rng.normal(size=(1, d))
+        x[rng.random(x.shape) < 0.1] = np.nan
+        x[0, :] = rng.normal(size=d)  # complete
+        keep = {1: [0, 1, 2], 2: [0, 1, 2, 3], 3: [1, 2, 9, 10, 11], 4: [2, 3, 20],
+                5: list(range(15)), 6: list(range(14)), 7: [5, 6], 8: [0, 3, 5, 7, 11, 13]}
+        for i, days in keep.items():
+            row = x[i].copy()
+            x[i] = np.nan
+            x[i, days] = np.where(np.isnan(row[days]), rng.normal(size=len(days)), row[days])
+        x[8, [0, 3, 5]] = 0.75  # constant over its common days with security 1
+        if trial % 2:
+            x = x[rng.permutation(n)]
+        u = rng.random((n, 3)) < 0.85
+        u[:, 0] = True
+        s, c = et._corr_sums(x, u)
+        for j in range(3):
+            cols = np.flatnonzero(u[:, j])
+            want = mean_pairwise_correlation(x[cols].T)
+            if want is None:
+                assert c[j] == 0
+            else:
+                assert close(s[j] / c[j], want), (trial, j)
+            # the count: pairs with 3 common days and non-zero variances
+            valid = 0
+            for a in cols:
+                for b in cols:
+                    both = np.isfinite(x[a]) & np.isfinite(x[b])
+                    if a != b and both.sum() >= 3 and np.std(x[a, both]) > 0 and \
+                            np.std(x[b, both]) > 0:
+                        valid += 1
+            assert c[j] == valid, (trial, j)
+
+
 def test_bad_input() -> None:
     est, ev = (-60, -4), (-3, 5)
     panel, _ = build(make_study(6, est, ev), est, ev)
