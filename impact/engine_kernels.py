@@ -56,7 +56,7 @@ def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArr
               lo_pos: IntArray, hi_pos: IntArray, alpha: FloatArray, beta: FloatArray,
               base: int, ex_first: IntArray, ex_count: IntArray, ex_lo_col: IntArray,
               ex_hi_col: IntArray, win_col: IntArray, win_len: IntArray, x: FloatArray,
-              msum: FloatArray) -> float:
+              msum: FloatArray, share_col: int, share_len: int, share: FloatArray) -> float:
     """Fill ``x[r, k]`` with the residual of pair ``rows[r]`` on relative day ``base + k``.
 
     The residual is ``ret - (beta mkt + alpha)``; NaN where ``ret`` or ``mkt`` is
@@ -66,11 +66,16 @@ def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArr
     groups of :data:`RESID_GROUP` (see there). ``msum[r, w]`` receives the sum of the
     benchmark returns over columns ``win_col[w] .. + win_len[w] - 1`` (in that order)
     when they lie in the span, else NaN: :func:`event_sums` needs it for the CAR
-    variances, and reads it here, where the values are in cache. Returns the sum of
-    the values read ahead (so that the compiler keeps those reads; of no other use).
+    variances, and reads it here, where the values are in cache. When ``share`` has
+    rows, ``share[r]`` receives the share of positive residuals among the finite ones
+    of columns ``share_col .. + share_len - 1`` (the generalized sign test's estimation
+    window; NaN if none is finite), counted while the row is in cache. Returns the
+    sum of the values read ahead (so that the compiler keeps those reads; of no other
+    use).
     """
     n, ltot = x.shape
     has_ex = ex_count.shape[0] > 0
+    need_share = share.shape[0] > 0
     touch = 0.0
     for g0 in range(0, n, RESID_GROUP):
         g1 = min(n, g0 + RESID_GROUP)
@@ -100,6 +105,14 @@ def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArr
                 for e in range(ex_first[q], ex_first[q] + ex_count[q]):
                     for k in range(ex_lo_col[e], ex_hi_col[e] + 1):
                         x[r, k] = np.nan
+            if need_share:
+                fin = 0
+                pos = 0
+                for k in range(share_col, share_col + share_len):
+                    v = row[k]
+                    fin += np.isfinite(v)
+                    pos += v > 0.0  # False for NaN
+                share[r] = pos / fin if fin > 0 else np.nan
     return touch
 
 
@@ -459,7 +472,7 @@ def corr_work(n: int, d: int, nw: int) -> int:
 def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, msum: FloatArray,
                sigma: FloatArray, nobs: IntArray,
                rbar_m: FloatArray, s_mm: FloatArray, win_col: IntArray, win_len: IntArray,
-               win_in: BoolArray, est_off: int, n_est: int, need_share: bool,
+               win_in: BoolArray, est_off: int, n_est: int, share: FloatArray,
                need_corr: bool, dev: FloatArray, k_col: IntArray,
                o_int: IntArray, o_flt: FloatArray) -> None:
     """Per (event, window) sums over the used securities of the events of a chunk.
@@ -467,7 +480,8 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, msum: FloatArray,
     ``x`` holds the residuals (rows: the chunk's pairs sorted by event; event ``e``
     is rows ``seg[e]:seg[e + 1]``), ``msum`` the sums of their benchmark returns over
     each window (both from :func:`residuals`); ``rows`` their pair indices into the
-    per-pair arrays. A security is used in a
+    per-pair arrays; ``share`` (empty: no sign test) each row's share of positive
+    estimation-window residuals (also from :func:`residuals`). A security is used in a
     window (``win_col``, ``win_len``: first gathered column and days; ``win_in``:
     inside the event window) when it has every AR of it. ``dev`` (empty: no rank
     tests) holds the rank deviations of the rank panel, NaN where missing (``k_col``:
@@ -518,18 +532,7 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, msum: FloatArray,
             nob = np.float64(nobs[q])
             dof = nob - 2.0
             den = dof / (dof - 2.0) if dof > 2 else 0.0
-            share = np.nan
-            if need_share:
-                fin = 0
-                pos = 0
-                for k in range(est_off, est_off + n_est):
-                    v = x[r, k]
-                    if np.isfinite(v):
-                        fin += 1
-                        if v > 0:
-                            pos += 1
-                if fin > 0:
-                    share = pos / fin
+            sh = share[r] if share.shape[0] > 0 else np.nan
             for w in range(nw):
                 if not win_in[w]:
                     continue
@@ -560,8 +563,8 @@ def event_sums(x: FloatArray, seg: IntArray, rows: IntArray, msum: FloatArray,
                 o_flt[e, w, 4] += den
                 o_flt[e, w, 0] += tot
                 o_flt[e, w, 2] += scar[i, w]
-                if np.isfinite(share):
-                    o_flt[e, w, 5] += share
+                if np.isfinite(sh):
+                    o_flt[e, w, 5] += sh
                     o_int[e, w, 4] += 1
         for w in range(nw):  # squared deviations from the means
             m_car = o_flt[e, w, 0] / o_int[e, w, 0]

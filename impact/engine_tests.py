@@ -25,8 +25,10 @@ chunk):
 1. *Residual pass* (``kernels.residuals``). Each pair's residuals and ARs
    ``ret - (alpha + beta mkt)`` from the first gathered day to the last (the
    estimation window only when a test needs its residuals); NaN at gaps, outside
-   the ticker's span and on excluded sessions; and per window the sum of the
-   benchmark returns (for the CAR variances), read while they are in cache.
+   the ticker's span and on excluded sessions; per window the sum of the
+   benchmark returns (for the CAR variances), read while they are in cache; and the
+   share of positive estimation-window residuals (generalized sign), counted while
+   the pair's row is in cache.
 2. *Ranks* (Corrado; ``kernels.rank_keys``, ``kernels.rank_dev``). Each pair's
    estimation residuals and event ARs are ranked exactly with one SIMD sort and no
    argsort: the values, mapped to order-preserving integers with their column in the
@@ -36,8 +38,8 @@ chunk):
 3. *Per-event sums* (``kernels.event_sums``), one pass per event: per window the
    used securities (every AR of the window present), the CARs and
    ``Var(CAR) = s^2 [L + L^2/L1 + (sum_W (R_m - Rbar_m))^2 / S_mm]``, their sums and
-   squared deviations (two passes, like numpy's standard deviations), the shares of
-   positive estimation-window residuals, and the rank deviations summed per day
+   squared deviations (two passes, like numpy's standard deviations), the sums of
+   the pairs' shares of positive residuals, and the rank deviations summed per day
    (those of all the event's pairs, less those not used in the window: rank
    deviations are multiples of 1/2, so every such sum is exact in any order).
 4. *Mean pairwise correlation* (Kolari-Pynnönen; ``kernels.corr_event``), pairwise
@@ -45,8 +47,9 @@ chunk):
    securities without a missing estimation-window day the correlation is
    ``z_i . z_j`` of their standardized residuals, so the sum over all such pairs
    costs O(N D) per event; a pair with a security that misses days takes
-   ``x_i . x_j`` from one BLAS product per event (O(N_gaps N D)) and its sums
-   corrected for the other's missing days.
+   ``x_i . x_j`` from BLAS products (O(N_gaps N D)) and its sums corrected for the
+   other's missing days (or, for a security missing most days, summed over the days
+   it has).
 
 The results differ from the reference by rounding only (the rank statistics not
 at all); see ``tests/test_engine_tests.py``.
@@ -333,8 +336,10 @@ def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
           for a in (ctx.ex_first, ctx.ex_count, ctx.ex_lo_col, ctx.ex_hi_col)]
     win_col = np.array([ctx.ev_off + a - ctx.event0 for a, _ in ctx.windows], dtype=np.int64)
     win_len = np.array([b - a + 1 for a, b in ctx.windows], dtype=np.int64)
+    share = _scratch("share", (n_rows if ctx.need_share else 0,), np.float64)
     kernels.residuals(p.ret, p.mkt, rows, p.day0_pos, p.lo_pos, p.hi_pos, p.alpha, p.beta,
-                      ctx.base, ex[0], ex[1], ex[2], ex[3], win_col, win_len, x, msum)
+                      ctx.base, ex[0], ex[1], ex[2], ex[3], win_col, win_len, x, msum,
+                      ctx.est_off, ctx.n_est, share)
     win_in = np.array([a >= ctx.event0 and b < ctx.event0 + ctx.n_ev for a, b in ctx.windows],
                       dtype=np.bool_)
     # rank panel: the estimation-window days before the event window, the event window,
@@ -349,7 +354,7 @@ def _chunk(ctx: _Ctx, rows: IntArray, seg: IntArray, events: IntArray) -> _Out:
     o_flt[:, :, 8:] = np.nan
     kernels.event_sums(x, np.append(seg, n_rows).astype(np.int64), rows, msum,
                        p.sigma, p.nobs, p.rbar_m, p.s_mm, win_col, win_len, win_in,
-                       ctx.est_off, ctx.n_est, ctx.need_share, ctx.need_corr, dev,
+                       ctx.est_off, ctx.n_est, share, ctx.need_corr, dev,
                        win_col - ctx.ev_off + pre, o_int, o_flt)
     sizes = np.diff(np.append(seg, n_rows))
     fields: dict[str, Any] = {f: o_int[:, :, i] for i, f in enumerate(_INT_FIELDS)}
