@@ -9,10 +9,10 @@ XKRX, 8.2 M returns rows; events of 100 securities) is written to a DuckDB file.
 Each size runs in a fresh child process that opens the file, takes the first n
 pairs and times ``impact.engine.market_model`` end to end: the returns in DuckDB
 -> engine_fits, engine_ar, engine_car and engine_tests written to the same
-database and committed, as `impact engine` commits them (inside
-``impact.engine.plain_doubles``, so that tables smaller than a row group, written at
-COMMIT, keep their doubles uncompressed too; the command then checkpoints the file,
-which DuckDB would otherwise do when it is closed, and which is not timed here).
+database and committed by ``impact.engine.market_model_committed``, as `impact engine`
+commits them (its doubles uncompressed also in the tables written at COMMIT; the
+command then checkpoints the file, which DuckDB would otherwise do when it is
+closed, and which is not timed here).
 The child runs it ``--repeat`` times (default 2): the
 first run is cold (a new process: the database file is read and every array is
 new memory, which is slow on this VM: first-touch page faults cost about 2 s per
@@ -53,7 +53,7 @@ WINDOWS = ((-1, 1), (0, 0), (0, 1), (-5, 10), (0, 10))
 def child(db: str, n: int, backend: str, repeat: int) -> None:
     import resource
 
-    from impact.engine import market_model, market_model_sql, plain_doubles
+    from impact.engine import market_model_committed, market_model_sql
     from impact.storage import transaction
 
     con = duckdb.connect(db)
@@ -66,12 +66,11 @@ def child(db: str, n: int, backend: str, repeat: int) -> None:
             with transaction(con):
                 market_model_sql(con, returns_table="returns", pairs_table="bench_pairs",
                                  estimation=EST, event=EVW, car_windows=WINDOWS)
-        else:  # committed as `impact engine` commits (impact.api.engine)
-            with plain_doubles(con), transaction(con):
-                steps = market_model(
-                    con, returns_table="returns", pairs_table="bench_pairs", estimation=EST,
-                    event=EVW, car_windows=WINDOWS,
-                    tests=os.environ.get("IMPACT_BENCH_TESTS", "1") == "1").seconds
+        else:  # committed as `impact engine` commits, without its closing checkpoint
+            steps = market_model_committed(
+                con, checkpoint=False, returns_table="returns", pairs_table="bench_pairs",
+                estimation=EST, event=EVW, car_windows=WINDOWS,
+                tests=os.environ.get("IMPACT_BENCH_TESTS", "1") == "1").seconds
         runs.append({"seconds": time.perf_counter() - t0, "steps": steps})
     counts = con.execute("SELECT (SELECT count(*) FROM engine_fits), "
                          "(SELECT count(*) FROM engine_ar), (SELECT count(*) FROM engine_car), "

@@ -22,13 +22,13 @@ import polars as pl
 
 from impact.backtesting import BacktestOutcome
 from impact.catalog import Event, Study, load_study
-from impact.engine import EngineRun, market_model, plain_doubles
+from impact.engine import EngineRun, market_model_committed
 from impact.errors import InputError
 from impact.ingest import IngestResult
 from impact.query import TableInfo
 from impact.report import ReportFiles, StagedReport, render_report, stage_report
 from impact.sources import choose_source
-from impact.storage import connect, fetch_one, open_file, transaction, write_run
+from impact.storage import connect, fetch_one, open_file, write_run
 from impact.study import StudyRun, compute_study
 from impact.update import UpdateSummary
 
@@ -528,19 +528,10 @@ def engine(db: str | Path, *, returns: str = "returns", pairs: str = "pairs",
                       flush=True)
                 time.sleep(pause)
 
-        # the doubles uncompressed also in the rows written at COMMIT and at the checkpoint
-        # (tables smaller than a row group; see plain_doubles)
-        with plain_doubles(con):
-            with transaction(con):
-                out = market_model(con, returns_table=returns, pairs_table=pairs,
-                                   estimation=estimation, event=event,
-                                   car_windows=tuple(car_windows), tests=tests,
-                                   exclusions_table=exclusions, progress=report)
-            # committed: a checkpoint that fails or is interrupted (Ctrl-C) leaves the run
-            # whole, and DuckDB checkpoints again when the file is closed
-            with contextlib.suppress(duckdb.Error, KeyboardInterrupt):
-                con.execute("CHECKPOINT")
-        return out
+        return market_model_committed(con, returns_table=returns, pairs_table=pairs,
+                                      estimation=estimation, event=event,
+                                      car_windows=tuple(car_windows), tests=tests,
+                                      exclusions_table=exclusions, progress=report)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     finally:

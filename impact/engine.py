@@ -89,7 +89,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -1163,8 +1163,8 @@ def market_model(
     transaction to make the four tables appear together or not at all. The row groups
     flushed during the call keep their doubles uncompressed (:func:`plain_doubles`);
     a table smaller than a row group is written at COMMIT or at the next checkpoint,
-    so ``impact engine`` runs the transaction and a checkpoint inside
-    ``plain_doubles(con)`` too.
+    so :func:`market_model_committed` (which ``impact engine`` calls) runs the
+    transaction and a checkpoint inside ``plain_doubles(con)`` too.
     """
     (e0, e1), (v0, v1), windows = _check_windows(estimation, event, car_windows)
     rt, pt = _ident(returns_table), _ident(pairs_table)
@@ -1330,6 +1330,42 @@ def market_model(
     step("write tests")
     return EngineRun(pairs=n_pairs, ok=n_ok, ar_rows=n_ar, car_rows=n_pairs * nw,
                      test_rows=0 if test_tbl is None else test_tbl.num_rows, seconds=seconds)
+
+
+def market_model_committed(con: duckdb.DuckDBPyConnection, *, checkpoint: bool = True,
+                           **kwargs: Any) -> EngineRun:
+    """:func:`market_model` in a transaction of its own, committed as ``impact engine`` does.
+
+    The transaction, its COMMIT and the checkpoint after it run inside
+    :func:`plain_doubles`, so that tables smaller than a row group (written at COMMIT or
+    at the checkpoint) keep their doubles uncompressed too. Any exception, Ctrl-C
+    included, rolls the transaction back: the four tables appear together or not at
+    all.
+
+    Parameters
+    ----------
+    con
+        An open DuckDB connection holding the input tables, with no transaction open.
+    checkpoint
+        Checkpoint the file after the COMMIT. Best effort: the run is committed, so
+        an error or Ctrl-C there is suppressed (DuckDB checkpoints again when the
+        file is closed).
+    **kwargs
+        The keyword arguments of :func:`market_model`.
+
+    Returns
+    -------
+    EngineRun
+    """
+    from impact.storage import transaction
+
+    with plain_doubles(con):
+        with transaction(con):
+            run = market_model(con, **kwargs)
+        if checkpoint:
+            with suppress(duckdb.Error, KeyboardInterrupt):
+                con.execute("CHECKPOINT")
+    return run
 
 
 @dataclass(frozen=True)
