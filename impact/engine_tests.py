@@ -31,10 +31,10 @@ chunk):
    the pair's row is in cache.
 2. *Ranks* (Corrado; ``kernels.rank_keys``, ``kernels.rank_dev``). Each pair's
    estimation residuals and event ARs are ranked exactly with one SIMD sort and no
-   argsort: the values, mapped to order-preserving integers with their column in the
-   lowest bits, are sorted by numpy; the sorted position of each column is its
-   rank (exact unless two values agree to within those bits: such rows, i.e. ties,
-   are ranked again by a stable argsort with tied values averaged).
+   argsort: the values, mapped to 32-bit order-preserving buckets of the row's range
+   with their column in the lowest bits, are sorted by numpy; the sorted position of
+   each column is its rank (exact unless two values share a bucket: such rows, i.e.
+   ties and near-ties, are ranked again by a stable argsort with tied values averaged).
 3. *Per-event sums* (``kernels.event_sums``), one pass per event: per window the
    used securities (every AR of the window present), the CARs and
    ``Var(CAR) = s^2 [L + L^2/L1 + (sum_W (R_m - Rbar_m))^2 / S_mm]``, their sums and
@@ -239,7 +239,8 @@ def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> FloatArray:
 
     The ranks are those of ``scipy.stats.rankdata(row, nan_policy="omit")``
     (average ranks for ties) that the reference uses, T the number of finite values of
-    the row: the values' sort keys are sorted by numpy (SIMD) and read back by
+    the row: the values' 32-bit sort keys (:func:`impact.engine_kernels.rank_keys`)
+    are sorted by numpy (SIMD) and read back by
     :func:`impact.engine_kernels.rank_dev`, which ranks rows with ties again exactly.
 
     Parameters
@@ -258,7 +259,7 @@ def _rank_dev(x: FloatArray, cols: IntArray | None = None) -> FloatArray:
     x = np.ascontiguousarray(x, dtype=np.float64)
     c = np.arange(x.shape[1], dtype=np.int64) if cols is None else cols
     bits = _rank_bits(len(c))
-    keys = _scratch("keys", (x.shape[0], len(c)), np.int64)
+    keys = _scratch("keys", (x.shape[0], len(c)), np.int32)
     count = _scratch("count", (x.shape[0],), np.int64)
     kernels.rank_keys(x, c, bits, keys, count)
     keys.sort(axis=1)

@@ -479,3 +479,26 @@ def test_events_whose_smaller_one_needs_more_correlation_work() -> None:
     panel, fits = build(make(tks, random_events(2, tks, [257, 256], (120, 180))), est, ev)
     got = event_tests(panel, estimation=est, event=ev, windows=[(0, 0)], tests=["kp_bmp"])
     compare(got, fits, 2, [(0, 0)], ["kp_bmp"])
+
+
+def test_rank_keys_extreme_ranges() -> None:
+    """Rows whose range overflows (+-1e308), underflows (subnormals), mixes tiny and huge
+    magnitudes or holds one finite value: the 32-bit buckets never invert two values, and
+    rows with values in one bucket are ranked exactly (as ``rankdata``)."""
+    rng = np.random.default_rng(45)
+    tiny = np.finfo(float).smallest_subnormal
+    rows = [
+        np.r_[1e308, -1e308, 0.0, 1.0, -1.0, 1e307, -1e307, 5.0],  # hi - lo overflows
+        np.arange(8) * tiny,  # a subnormal range: (2^23 - 2) / range overflows
+        np.r_[np.arange(7) * tiny, 0.5],
+        np.r_[1e-300, 2e-300, 3e-300, 1e300, -1e-300, 0.0, -0.0, np.nan],
+        np.r_[np.nan, 3.0, np.nan, np.inf, -np.inf, np.nan, np.nan, np.nan],  # one finite
+        np.r_[1.0, np.nextafter(1.0, 2.0), 1.0 + 2**-30, 2.0, 1.5, 1.25, 1.0, 0.0],
+    ]
+    x = np.vstack(rows + [rng.standard_t(2, size=8) * 10.0 ** rng.integers(-5, 5)
+                          for _ in range(40)])
+    finite = np.where(np.isfinite(x), x, np.nan)
+    dev = et._rank_dev(x)
+    fin = np.isfinite(finite)
+    want = stats.rankdata(finite, axis=1, nan_policy="omit") - (fin.sum(1)[:, None] + 1) / 2
+    assert np.array_equal(dev, np.where(fin, want, np.nan), equal_nan=True)
