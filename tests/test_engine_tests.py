@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 import impact.engine_tests as et
+from impact import engine_kernels as kernels
 from impact.engine import Exclusions
 from impact.engine_tests import ENGINE_TESTS, PanelArrays, event_tests
 from impact.estimation import EventSeries, Fit, fit
@@ -394,17 +395,19 @@ def test_mean_pairwise_correlation_blocks(rate: float) -> None:
                 assert close(s[j] / c[j], want), (i, j)
 
 
-def test_mean_pairwise_correlation_short_histories() -> None:
+@pytest.mark.parametrize("n", [14, 20])
+def test_mean_pairwise_correlation_short_histories(n: int) -> None:
     """Securities missing most days (listed by the days they have) give the reference's sums.
 
     Pairs of two such securities, of one with a gapped or a complete security; 2, 3
     and 4 common days; exactly half the days missing (not short) and one more (short);
-    a constant over the common days; 14 securities, so two strips of the kernel.
+    a constant over the common days; 14 securities (one strip of the kernel) and 20 (two).
     """
     from impact.inference import mean_pairwise_correlation
 
+    assert kernels.CORR_STRIP < 20
     rng = np.random.default_rng(21)
-    n, d = 14, 30
+    d = 30
     for trial in range(6):
         x = rng.normal(size=(n, d)) + rng.normal(size=(1, d))
         x[rng.random(x.shape) < 0.1] = np.nan
