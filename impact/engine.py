@@ -1204,18 +1204,19 @@ def market_model(
         SELECT t.pos0 + d.session_idx - t.lo AS p, d.ret::DOUBLE AS ret, d.mkt::DOUBLE AS mkt
         FROM {rt} d JOIN _eng_tk t USING (ticker)
     """)
+    from impact import engine_kernels  # numba: imported when first needed
+
     reader = getattr(query, "to_arrow_reader", None) or query.fetch_record_batch  # duckdb < 1.4
     ret = np.full(total, np.nan)
     mkt = np.full(total, np.nan)
-    seen = np.zeros(total, dtype=bool)
-    n_rows = 0
+    seen = np.zeros(total, dtype=np.uint8)
+    repeated = 0
     for batch in reader(READ_BATCH):
-        p = batch.column(0).to_numpy()
-        seen[p] = True
-        ret[p] = batch.column(1).to_numpy(zero_copy_only=False)  # NULL -> NaN
-        mkt[p] = batch.column(2).to_numpy(zero_copy_only=False)
-        n_rows += len(p)
-    if int(np.count_nonzero(seen)) != n_rows:
+        repeated += engine_kernels.scatter_returns(
+            np.asarray(batch.column(0).to_numpy(), dtype=np.int64),
+            batch.column(1).to_numpy(zero_copy_only=False),  # NULL -> NaN
+            batch.column(2).to_numpy(zero_copy_only=False), ret, mkt, seen)
+    if repeated:
         dups = con.execute(f"""
             SELECT count(DISTINCT ticker) FROM (SELECT ticker FROM {rt}
             GROUP BY ticker, session_idx HAVING count(*) > 1)""").fetchall()[0][0]
