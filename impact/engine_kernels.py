@@ -17,9 +17,15 @@ install compiles for a few seconds, later processes load the cache.
 
 from __future__ import annotations
 
+import ctypes
+from typing import Any
+
+import llvmlite.binding as llvm
 import numba as nb
 import numpy as np
 import numpy.typing as npt
+from numba import types
+from scipy.linalg import cython_blas
 
 __all__ = ["corr_event", "event_sums", "rank_dev", "rank_keys", "residuals",
            "scatter_returns"]
@@ -33,6 +39,29 @@ _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 #: "no such position" (as impact.engine_tests._NONE)
 NONE = np.iinfo(np.int64).max
 
+
+
+
+def _blas_address(name: str) -> int:
+    """The address of BLAS routine ``name`` of SciPy's ``cython_blas`` (numba's own BLAS)."""
+    capsule = cython_blas.__pyx_capi__[name]
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype = ctypes.c_char_p
+    get_name.argtypes = [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype = ctypes.c_void_p
+    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    return int(get_pointer(capsule, get_name(capsule)))
+
+
+# dsyrk and dgemm (Fortran calling convention: every argument by address), called from the
+# kernels by these symbol names: numba's np.dot has no symmetric product, and a name (not
+# an address) keeps the kernels cacheable; the symbols are registered at each import
+for _name in ("dsyrk", "dgemm"):
+    llvm.add_symbol(f"impact_{_name}", _blas_address(_name))
+_P = types.voidptr
+_dsyrk: Any = types.ExternalFunction("impact_dsyrk", types.void(*([_P] * 10)))
+_dgemm: Any = types.ExternalFunction("impact_dgemm", types.void(*([_P] * 13)))
 
 #: Pairs per group of :func:`residuals`: a group's returns are first read one value per
 #: cache line, so that their cache misses overlap, then computed (about 40% faster than
@@ -252,6 +281,42 @@ CORR_STRIP = 16
 
 
 @_jit
+def _gram_upper(xe: FloatArray, r0: int, r1: int, out: FloatArray, ldc: int) -> None:
+    """``out[b * ldc + j - r0] = xe[r0 + b] . xe[j]`` for ``r0 + b < r1`` and ``j >= r0 + b``.
+
+    The upper part of rows ``r0 .. r1 - 1`` of the Gram matrix of ``xe``'s rows, from
+    column ``r0`` on, in one symmetric product (BLAS ``dsyrk``, half the products of a
+    square block) and one ``dgemm`` for the columns from ``r1`` on. Entries left of a
+    row's diagonal are not written. ``out`` is C-contiguous, ``ldc >= xe.shape[0] - r0``.
+    """
+    n, d = xe.shape
+    sq, nc = r1 - r0, n - r1
+    if sq <= 0:
+        return
+    if d == 0:
+        out[:(sq - 1) * ldc + n - r0] = 0.0
+        return
+    ch = np.empty(3, dtype=np.uint8)
+    ch[0], ch[1], ch[2] = 76, 84, 78  # "L", "T", "N"
+    iv = np.empty(4, dtype=np.int32)
+    iv[0], iv[1], iv[2], iv[3] = sq, d, ldc, nc
+    dv = np.empty(2)
+    dv[0], dv[1] = 1.0, 0.0
+    rows = xe[r0:]
+    # row-major (sq, d) rows are a column-major (d, sq) matrix A: C = A^T A, stored
+    # column-major with leading dimension ldc, is row b's columns b.. ("L" of C^T)
+    _dsyrk(ch[0:1].ctypes.data, ch[1:2].ctypes.data, iv[0:1].ctypes.data,
+           iv[1:2].ctypes.data, dv[0:1].ctypes.data, rows.ctypes.data, iv[1:2].ctypes.data,
+           dv[1:2].ctypes.data, out.ctypes.data, iv[2:3].ctypes.data)
+    if nc > 0:  # out[b * ldc + sq + j] = xe[r1 + j] . xe[r0 + b]: C (nc x sq) = B^T A
+        _dgemm(ch[1:2].ctypes.data, ch[2:3].ctypes.data, iv[3:4].ctypes.data,
+               iv[0:1].ctypes.data, iv[1:2].ctypes.data, dv[0:1].ctypes.data,
+               xe[r1:].ctypes.data, iv[1:2].ctypes.data, rows.ctypes.data,
+               iv[1:2].ctypes.data, dv[1:2].ctypes.data, out[sq:].ctypes.data,
+               iv[2:3].ctypes.data)
+
+
+@_jit
 def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolArray,
                corr_sum: FloatArray, corr_cnt: FloatArray, work: FloatArray,
                iwork: IntArray) -> None:
@@ -263,15 +328,17 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     securities without a missing day have the correlation ``z_i . z_j`` of their
     standardized residuals, so the sum over all such pairs is ``|sum z|^2 - sum |z|^2``
     (O(N D)). The securities are reordered, those with a missing day first; a pair
-    with one takes ``x_i . x_j`` (zeros at the missing days of either) from a BLAS
-    product of a strip of such securities with the securities after the strip's
-    first (half the Gram matrix in all), and subtracts from each security's sums its
+    with one takes ``x_i . x_j`` (zeros at the missing days of either) from the upper
+    part of the Gram matrix of such securities with all after them
+    (:func:`_gram_upper`: a symmetric BLAS product and a rectangular one per block of
+    strips, half the Gram matrix in all), and subtracts from each security's sums its
     values on the other's missing days. A security that misses most days ("short":
     a short history, say) is listed by its valid days instead, and a pair with it
     takes the other's sums over those days directly: its cost follows the days it
     has, not the days it misses. Each strip's pairs are then one branch-free loop
     over the other security (SIMD). The strips hold at most
-    :data:`CORR_STRIP` securities and :data:`CORR_BLOCK` products, so the memory
+    :data:`CORR_STRIP` securities and their blocks :data:`CORR_BLOCK` products (or one
+    strip's), so the memory
     stays O(N D) for events of thousands of securities. ``work`` and ``iwork`` are
     flat buffers of at least :func:`corr_work` doubles and ``n * (d + 2)`` integers
     (reused from event to event: fresh memory is slow, and page faults serialize
@@ -306,6 +373,8 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     off += 4 * n
     uf = _view(work[off:], nw, n)  # 1.0 where used in the window
     off += nw * n
+    gram = work[off:off + _gram_size(n)]  # the Gram rows of a block of strips
+    off += _gram_size(n)
     c, s, q, short = stats[0], stats[1], stats[2], stats[3]
     for a in range(n):
         i = perm[a]
@@ -366,12 +435,17 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
             corr_cnt[w] += kk * kk - kk
     # pairs (a, b > a) with a missing day at a, in strips of positions a
     h = min(CORR_STRIP, _corr_rows(n))  # h * n <= the strip bound of corr_work
+    # blocks of strips share one Gram product (hb * n <= _gram_size(n))
+    hb = max(1, _corr_rows(n) // h) * h
+    g0 = 0
+    ldg = n
     for p0 in range(0, g, h):
         nb = min(g, p0 + h) - p0
         m = n - p0  # the strip's columns: positions p0 .. n - 1
+        if p0 % hb == 0:  # x_a . x_j of the block's rows a, columns j >= a, in gram
+            g0, ldg = p0, n - p0
+            _gram_upper(xe, p0, min(g, p0 + hb), gram, ldg)
         o = off
-        prod = _view(work[o:], nb, m)
-        o += nb * m
         # fw[0..2][b, j]: sums over the days strip row b misses (over the days it has,
         # when short) of x_j, x_j^2 and "j misses"; rv[0..1][j, b]: sums over the days j
         # misses (has, when short) of x_b, x_b^2; rt: rv transposed (rows b)
@@ -385,7 +459,6 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         rho = work[o:o + m]
         o += m
         ok = work[o:o + m]
-        np.dot(xe[p0:p0 + nb], xe[p0:].T, prod)  # x_a . x_j (0 at the missing days of either)
         fw[:, :, :] = 0.0
         rv[:, :, :] = 0.0
         for b in range(nb):
@@ -416,7 +489,10 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
         for b in range(nb):
             a = p0 + b
             ca, sa, qa = c[a], s[a], q[a]
-            pr, fx, fq, fc = prod[b], fwx[b], fwq[b], fwc[b]
+            # x_a . x_j (0 at the missing days of either) for j = p0 ..; left of a's
+            # diagonal, not computed (and not counted: the pair comes before)
+            g_at = (a - g0) * ldg + p0 - g0
+            pr, fx, fq, fc = gram[g_at:g_at + m], fwx[b], fwq[b], fwc[b]
             tx, tq, col_short = rt[0], rt[1], short[p0:]
             # branch-free (SIMD): a pair without 3 common days divides by zero, which
             # gives inf/NaN under error_model="numpy" and fails `good`; that test needs
@@ -480,12 +556,18 @@ def _corr_rows(n: int) -> int:
 
 
 @_jit
+def _gram_size(n: int) -> int:
+    """Doubles of :func:`corr_event`'s Gram rows for ``n`` securities (monotone in n)."""
+    return min(n * n, max(CORR_STRIP * n, CORR_BLOCK))
+
+
+@_jit
 def corr_work(n: int, d: int, nw: int) -> int:
     """Doubles of :func:`corr_event`'s work buffer for ``n`` securities, ``d`` days."""
-    # a bound on a strip's products (rows x columns), monotone in n: so a buffer for
+    # a bound on a strip's sums (rows x columns), monotone in n: so a buffer for
     # an event's size serves every smaller event
     strip = max(n, min(CORR_STRIP * n, CORR_BLOCK))
-    return 2 * n * d + 4 * n + nw * n + max(nw * d + d, 8 * strip + 2 * n)
+    return 2 * n * d + 4 * n + nw * n + _gram_size(n) + max(nw * d + d, 7 * strip + 2 * n)
 
 
 @_jit

@@ -534,3 +534,23 @@ def test_speed_smoke() -> None:
     assert got.filter(multi_day)["reason"].unique().to_list() == [
         "one-day test: see corrado_cowan for a window"]
     assert ok["p"].is_between(0, 1).all()
+
+
+def test_mean_pairwise_correlation_several_gram_blocks() -> None:
+    """An event of 300 securities: the kernel's Gram rows come in two blocks of strips
+    (``CORR_BLOCK`` products each), with gapped, short and complete securities."""
+    from impact.inference import mean_pairwise_correlation
+
+    n, d = 300, 24
+    assert kernels.CORR_BLOCK // n < n  # more than one block
+    rng = np.random.default_rng(22)
+    x = rng.normal(size=(n, d)) + rng.normal(size=(1, d))
+    x[rng.random(x.shape) < 0.08] = np.nan
+    x[rng.choice(n, 20, replace=False)] = rng.normal(size=(20, d))  # complete
+    short = rng.choice(n, 15, replace=False)
+    x[short, 5:] = np.nan  # 5 days at most
+    u = rng.random((n, 2)) < 0.9
+    s, c = et._corr_sums(x, u)
+    for j in range(2):
+        want = mean_pairwise_correlation(x[np.flatnonzero(u[:, j])].T)
+        assert want is not None and close(s[j] / c[j], want), j
