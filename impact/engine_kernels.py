@@ -249,14 +249,14 @@ def rank_dev(keys: npt.NDArray[np.int32], count: IntArray, x: FloatArray, cols: 
     for r in range(n):
         m = count[r]
         half = (m + 1.0) / 2.0
-        for c in range(t):
-            dev[r, c] = np.nan
         tie = False
         for p in range(m):
             k = keys[r, p]
             dev[r, k & low] = (p + 1.0) - half
             if p > 0 and (k >> bits) == (keys[r, p - 1] >> bits):
                 tie = True
+        for p in range(m, t):  # the missing values' keys sort last: each column once
+            dev[r, keys[r, p] & low] = np.nan
         if tie:
             _exact_row(x, r, cols, dev)
 
