@@ -40,8 +40,6 @@ _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 NONE = np.iinfo(np.int64).max
 
 
-
-
 def _blas_address(name: str) -> int:
     """The address of BLAS routine ``name`` of SciPy's ``cython_blas`` (numba's own BLAS)."""
     capsule = cython_blas.__pyx_capi__[name]
