@@ -334,10 +334,9 @@ def corr_event(x: FloatArray, r0: int, n: int, est_off: int, d: int, used: BoolA
     a short history, say) is listed by its valid days instead, and a pair with it
     takes the other's sums over those days directly: its cost follows the days it
     has, not the days it misses. Each strip's pairs are then one branch-free loop
-    over the other security (SIMD). The strips hold at most
-    :data:`CORR_STRIP` securities and their blocks :data:`CORR_BLOCK` products (or one
-    strip's), so the memory
-    stays O(N D) for events of thousands of securities. ``work`` and ``iwork`` are
+    over the other security (SIMD). The strips hold at most :data:`CORR_STRIP`
+    securities, and their blocks :data:`CORR_BLOCK` products (or one strip's), so the
+    memory stays O(N D) for events of thousands of securities. ``work`` and ``iwork`` are
     flat buffers of at least :func:`corr_work` doubles and ``n * (d + 2)`` integers
     (reused from event to event: fresh memory is slow, and page faults serialize
     threads).
@@ -729,8 +728,8 @@ def scatter_returns(p: IntArray, r: FloatArray, m: FloatArray, ret: FloatArray,
     return ``r[k]`` and benchmark return ``m[k]``), and ``seen`` marks the position
     with 1. Returns how many of the batch's positions were already marked: a
     ``(ticker, session_idx)`` that the returns table holds more than once. One pass
-    instead of numpy's three fancy-index assignments (about 0.1 s for the benchmark's
-    8.2 M rows).
+    instead of numpy's three fancy-index assignments (0.02 s against 0.06 s for the
+    benchmark's 8.2 M rows).
     """
     dup = 0
     for k in range(p.shape[0]):
