@@ -733,6 +733,30 @@ def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
 READ_BATCH = 1 << 17
 
 
+def stable_order(codes: npt.NDArray[np.int64], n_codes: int) -> npt.NDArray[np.intp]:
+    """``numpy.argsort(codes, kind="stable")`` for codes in ``0 .. n_codes - 1``.
+
+    With at most 2^16 codes they are sorted as 16-bit integers, which numpy sorts
+    stably by radix: 10 ms against 76 ms for the 10^6 ticker codes (3,000 tickers) of
+    the benchmark's largest size on the AMD machine (mergesort of 64-bit integers).
+
+    Parameters
+    ----------
+    codes
+        Integer codes, each in ``0 .. n_codes - 1``.
+    n_codes
+        The number of codes.
+
+    Returns
+    -------
+    numpy.ndarray
+        The positions of ``codes`` in stable sorted order.
+    """
+    if n_codes <= 1 << 16:
+        return np.argsort(np.asarray(codes).astype(np.uint16), kind="stable")
+    return np.argsort(codes, kind="stable")
+
+
 def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.ndarray,
                  a_pos: np.ndarray, b_pos: np.ndarray, use_mkt: bool = True
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -759,7 +783,7 @@ def _window_sums(ret: np.ndarray, mkt: np.ndarray, span: np.ndarray, q_tid: np.n
     span = np.ascontiguousarray(span, dtype=np.int64)
     starts = np.cumsum(span) - span
     q_tid = np.asarray(q_tid, dtype=np.int64)
-    order = np.argsort(q_tid, kind="stable")
+    order = stable_order(q_tid, n_t)
     q_bounds = np.searchsorted(q_tid[order], np.arange(n_t + 1)).astype(np.int64)
     out = np.empty((6, len(q_tid)))
     mu_arr = np.zeros((5, n_t))

@@ -73,7 +73,7 @@ from scipy import special
 from threadpoolctl import threadpool_limits
 
 from impact import engine_kernels as kernels
-from impact.engine import Exclusions, check_window
+from impact.engine import Exclusions, check_window, stable_order
 
 __all__ = ["ENGINE_TESTS", "PanelArrays", "event_tests"]
 
@@ -606,7 +606,7 @@ def event_tests(p: PanelArrays, *, estimation: tuple[int, int], event: tuple[int
 
     # ok pairs by event (then input order); events by size, then code
     counts = np.bincount(event_code[ok_idx], minlength=n_events).astype(np.int64)
-    rows = ok_idx[np.argsort(event_code[ok_idx], kind="stable")]
+    rows = ok_idx[stable_order(event_code[ok_idx], n_events)]
     ev_start = np.cumsum(counts) - counts
     present = np.flatnonzero(counts)
     present = present[np.argsort(counts[present], kind="stable")]

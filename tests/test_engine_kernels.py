@@ -17,7 +17,7 @@ from scipy import stats
 import impact.engine_tests as et
 import tests.test_engine_tests as tet
 from impact import engine_kernels as kernels
-from impact.engine import Exclusions, _window_sums, dense_market_model
+from impact.engine import Exclusions, _window_sums, dense_market_model, stable_order
 from impact.engine_tests import ENGINE_TESTS, event_tests
 from impact.estimation import EventSeries, car, fit
 from impact.inference import mean_pairwise_correlation
@@ -334,6 +334,16 @@ def test_rank_keys_runs_of_columns_and_infinities() -> None:
         fin = np.isfinite(v)
         want = stats.rankdata(v, axis=1, nan_policy="omit") - (fin.sum(1)[:, None] + 1) / 2
         assert np.array_equal(dev, np.where(fin, want, np.nan), equal_nan=True), cols
+
+
+@pytest.mark.parametrize("n_codes", [1, 3, 1 << 16, (1 << 16) + 1, 1 << 20])
+def test_stable_order_is_numpys_stable_argsort(n_codes: int) -> None:
+    """Both paths (16-bit radix up to 2^16 codes, else numpy's own), ties in input order."""
+    rng = np.random.default_rng(n_codes)
+    codes = rng.integers(0, n_codes, 50_000).astype(np.int64)
+    codes[:3] = n_codes - 1  # the largest code, tied
+    np.testing.assert_array_equal(stable_order(codes, n_codes),
+                                  np.argsort(codes, kind="stable"))
 
 
 def test_window_sums_empty_and_one_session_series() -> None:
