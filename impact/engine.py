@@ -541,8 +541,8 @@ def _sql_str(text: str) -> str:
 # --------------------------------------------------------------------------- dense backend
 
 #: Steps reported to ``progress`` by :func:`market_model`, in order.
-STEPS = ("spans", "returns", "running sums", "fits", "abnormal returns", "CARs",
-         "write fits", "write ARs", "write CARs", "tests", "write tests")
+STEPS = ("spans", "returns", "running sums", "fits", "abnormal returns", "CARs", "tests",
+         "write fits", "write ARs", "write CARs", "write tests")
 
 
 @dataclass(frozen=True)
@@ -1277,13 +1277,30 @@ def market_model(
                            step=step, keep_mkt=False)
     status, nobs, alpha, beta, s2, r2 = m.status, m.nobs, m.alpha, m.beta, m.s2, m.r2
     rbar_m, s_mm_c, ok, okp, rel, inside = m.rbar_m, m.s_mm, m.ok, m.okp, m.rel, m.inside
-    ar, var_ar, excluded = m.ar, m.var_ar, m.exclusions
+    ar, var_ar = m.ar, m.var_ar
     n_ok, n_rel = len(okp), len(rel)
     cars = m.cars
 
-    # 7. write the fits, ARs and CARs (dictionary-encoded strings; NaN -> NULL in Arrow;
-    #    ARs and CARs as arrays per pair behind the views engine_ar and engine_car), before
-    #    the tests: the ARs' 256 MB at 10^6 pairs are freed before the tests' work arrays
+    # 7. the per-event tests
+    test_tbl: pa.Table | None = None
+    if tests and has_event:
+        from impact.engine_tests import PanelArrays, event_tests
+
+        ev_codes, ev_index = np.unique(np.asarray(q["event_id"]), return_inverse=True)
+        frame = event_tests(
+            PanelArrays(ret=ret, mkt=mkt, event=ev_index.astype(np.int64),
+                        day0_pos=pos0 + d0 - lo, lo_pos=pos0, hi_pos=pos0 + hi - lo, ok=ok,
+                        nobs=nobs, alpha=alpha, beta=beta, sigma=np.sqrt(s2), rbar_m=rbar_m,
+                        s_mm=s_mm_c, exclusions=m.exclusions),
+            estimation=(e0, e1), event=(v0, v1), windows=windows)
+        test_tbl = frame.with_columns(
+            pl.Series("event_id", ev_codes)[frame["event"]].alias("event")
+        ).rename({"event": "event_id"}).to_arrow()
+    step("tests")
+
+    # 8. write the results (dictionary-encoded strings; NaN -> NULL in Arrow; ARs and CARs as
+    #    arrays per pair behind the views engine_ar and engine_car)
+    del ret, mkt
     names = list(tk["ticker"]) or [""]
     nw = len(windows)
     n_ar = int(np.count_nonzero(inside))
@@ -1330,24 +1347,6 @@ def market_model(
     del cars
     step("write CARs")
 
-    # 8. the per-event tests, written last
-    test_tbl: pa.Table | None = None
-    if tests and has_event:
-        from impact.engine_tests import PanelArrays, event_tests
-
-        ev_codes, ev_index = np.unique(np.asarray(q["event_id"]), return_inverse=True)
-        frame = event_tests(
-            PanelArrays(ret=ret, mkt=mkt, event=ev_index.astype(np.int64),
-                        day0_pos=pos0 + d0 - lo, lo_pos=pos0, hi_pos=pos0 + hi - lo, ok=ok,
-                        nobs=nobs, alpha=alpha, beta=beta, sigma=np.sqrt(s2), rbar_m=rbar_m,
-                        s_mm=s_mm_c, exclusions=excluded),
-            estimation=(e0, e1), event=(v0, v1), windows=windows)
-        test_tbl = frame.with_columns(
-            pl.Series("event_id", ev_codes)[frame["event"]].alias("event")
-        ).rename({"event": "event_id"}).to_arrow()
-    step("tests")
-
-    del ret, mkt
     if test_tbl is not None:
         _write(con, "engine_tests", test_tbl)
     else:  # never leave another run's tests beside these results
