@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -706,3 +707,35 @@ def test_fit_series_degenerate_series() -> None:
                     assert close(have.t, want.t), (model, name, w)
                 if want.status == "ok" and ref.sigma == 0.0:
                     assert np.isnan(want.t) and np.isnan(have.t), (model, name, w)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_market_model_pauses_the_garbage_collector(enabled: bool) -> None:
+    """Off during the run (the progress callback sees it), back as it was after, also
+    after an error."""
+    p = make_panel(5, n_tickers=4, n_pairs=20)
+    con = duckdb.connect()
+    con.register("returns_df", p.returns)
+    con.register("pairs_df", p.pairs)
+    con.execute("CREATE TABLE returns AS SELECT * FROM returns_df")
+    con.execute("CREATE TABLE pairs AS SELECT * FROM pairs_df")
+    seen: list[bool] = []
+
+    def progress(step: str, done: int, total: int) -> None:
+        seen.append(gc.isenabled())
+        if step == "fits" and len(seen) > 20:
+            raise RuntimeError("stop")
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        market_model(con, returns_table="returns", pairs_table="pairs", progress=progress)
+        assert seen and not any(seen)
+        assert gc.isenabled() == enabled
+        seen.extend([False] * 20)
+        with pytest.raises(RuntimeError, match="stop"):
+            market_model(con, returns_table="returns", pairs_table="pairs",
+                         progress=progress)
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
