@@ -69,6 +69,23 @@ RESID_GROUP = 16
 
 
 @_jit
+def _read_ahead(ret: FloatArray, mkt: FloatArray, a: int, b: int) -> float:
+    """The sum of ``ret`` and ``mkt`` at every 8th position from ``a`` on, and at ``b - 1``.
+
+    At least one value per cache line of ``a .. b - 1`` (the last one too, when the
+    run does not start on a line), read ahead of a group's computation so that its
+    cache misses overlap (see :data:`RESID_GROUP`); the sum keeps the compiler from
+    dropping the reads.
+    """
+    touch = 0.0
+    for j in range(a, b, 8):
+        touch += ret[j] + mkt[j]
+    if b > a:
+        touch += ret[b - 1] + mkt[b - 1]
+    return touch
+
+
+@_jit
 def _span_cols(q: int, day0_pos: IntArray, lo_pos: IntArray, hi_pos: IntArray, base: int,
                ltot: int) -> tuple[int, int, int]:
     """Pair ``q``'s first gathered position and its columns ``k0 .. k1 - 1`` inside its span."""
@@ -107,8 +124,7 @@ def residuals(ret: FloatArray, mkt: FloatArray, rows: IntArray, day0_pos: IntArr
         g1 = min(n, g0 + RESID_GROUP)
         for r in range(g0, g1):
             s, k0, k1 = _span_cols(rows[r], day0_pos, lo_pos, hi_pos, base, ltot)
-            for k in range(k0, k1, 8):  # 8 doubles: one cache line
-                touch += ret[s + k] + mkt[s + k]
+            touch += _read_ahead(ret, mkt, s + k0, s + k1)
         for r in range(g0, g1):
             q = rows[r]
             s, k0, k1 = _span_cols(q, day0_pos, lo_pos, hi_pos, base, ltot)
@@ -855,12 +871,10 @@ def ar_cars(ret: FloatArray, mkt: FloatArray, okp: IntArray, r0: int, r1: int,
     touch = 0.0
     for g0 in range(r0, r1, RESID_GROUP):
         g1 = min(r1, g0 + RESID_GROUP)
-        for r in range(g0, g1):  # read ahead: one value per cache line (see RESID_GROUP)
+        for r in range(g0, g1):  # read ahead (see RESID_GROUP)
             p = okp[r]
             i0, i1 = max(day0[p] + v0, 0), min(day0[p] + v0 + ar.shape[1] - 1, last[p])
-            if i0 <= i1:
-                for i in range(i0, i1 + 8, 8):
-                    touch += ret[pos0[p] + min(i, i1)] + mkt[pos0[p] + min(i, i1)]
+            touch += _read_ahead(ret, mkt, pos0[p] + i0, pos0[p] + i1 + 1)
         for r in range(g0, g1):
             _ar_row(ret, mkt, okp[r], r, day0, pos0, last, alpha, beta, s2, nobs, rbar_m,
                     s_mm, v0, win_lo, win_hi, inside, m_ev, ar, var_ar, n_days, status,
